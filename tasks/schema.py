@@ -85,8 +85,9 @@ _ts_utc = pa.timestamp("us", tz="UTC")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One Parquet dataset under data/: its schema (without partition columns),
-    the hive partition columns (strings) and the sort order of rows in a file."""
+    """One Parquet dataset under data/: its logical schema (what producers hand over;
+    it may include a partition column such as `status`), the hive partition columns
+    (strings; derived ones like `year` need not be in `schema`) and the row sort order."""
 
     name: str
     schema: pa.Schema
@@ -99,9 +100,14 @@ class DatasetSpec:
         return pa.schema([pa.field(p, pa.string()) for p in self.partition_by])
 
     @property
+    def file_schema(self) -> pa.Schema:
+        """Columns stored inside each Parquet file (partition columns live in the path)."""
+        return pa.schema([f for f in self.schema if f.name not in self.partition_by])
+
+    @property
     def full_schema(self) -> pa.Schema:
-        """Schema as a reader sees it: columns plus partition columns."""
-        return pa.schema(list(self.schema) + list(self.partition_schema))
+        """Schema as a reader sees it: file columns plus partition columns."""
+        return pa.schema(list(self.file_schema) + list(self.partition_schema))
 
 
 ARTICLES = DatasetSpec(
@@ -211,6 +217,7 @@ FILES = DatasetSpec(
             pa.field(C.source_sha256, pa.string()),
             pa.field(C.n_bytes, pa.int64()),
             pa.field(C.encoding, pa.string()),
+            pa.field(C.status, pa.string(), nullable=False),
             pa.field(C.reason, pa.string()),
             pa.field(C.run_id, pa.string(), nullable=False),
             pa.field(C.processed_at, _ts_utc, nullable=False),

@@ -1,0 +1,70 @@
+"""The `newsflow` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from flows.settings import configure_prefect_environment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.")
+
+
+@app.callback()
+def main() -> None:
+    configure_prefect_environment()
+
+
+@app.command()
+def run(
+    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder of input .txt pages."),
+    data: Path = typer.Option(Path("data"), "--data", help="Folder of the Parquet datasets."),
+    glob: str = typer.Option("**/*.txt", help="Which files of the seeds folder, relative to it."),
+    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every dataset from scratch."),
+    threshold: float = typer.Option(0.8, "--near-duplicate-threshold", min=0.0, max=1.0, help="Jaccard similarity above which two articles are near-duplicates."),
+    lock_wait: float = typer.Option(0.0, "--lock-wait", min=0.0, help="Seconds to wait if another run holds the data folder."),
+) -> None:
+    """Run the ingest flow once over SEEDS and print a summary."""
+    from flows.ingest import ingest
+    from flows.lock import DataDirBusy
+
+    try:
+        summary = ingest(
+            seeds_dir=str(seeds),
+            data_dir=str(data),
+            glob=glob,
+            full_refresh=full_refresh,
+            near_duplicate_threshold=threshold,
+            lock_wait_seconds=lock_wait,
+        )
+    except DataDirBusy as exc:
+        typer.echo(f"newsflow: {exc}", err=True)
+        raise typer.Exit(3) from None
+    typer.echo(format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    rows = [
+        ("files seen", summary["files_seen"]),
+        ("  processed", summary["files_processed"]),
+        ("  unchanged", summary["files_unchanged"]),
+        ("  quarantined", summary["files_quarantined"]),
+        ("article occurrences", summary["occurrences"]),
+        ("unique articles (run)", summary["articles_in_run"]),
+        ("  new", summary["articles_new"]),
+        ("  already seen", summary["articles_already_seen"]),
+        ("articles in dataset", summary["articles_total"]),
+        ("near-duplicate links", summary["near_duplicates"]),
+        ("untranslated spans", summary["spans"]),
+    ]
+    rows += [(f"  {lang}", n) for lang, n in summary["spans_by_lang"].items()]
+    width = max(len(k) for k, _ in rows)
+    out = ["newsflow run summary", "-" * (width + 10)]
+    out += [f"{k:<{width}}  {v:>7}" for k, v in rows]
+    out += [f"quarantined: {f}: {r}" for f, r in summary["quarantined"].items()]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,334 @@
+"""The `ingest` flow: seeds folder -> datasets under data/, recorded in Prefect.
+
+Reads top to bottom like the process it runs:
+
+    recover storage  -> discover files -> plan batches (by bytes)
+    -> process each batch (load, segment, tag, enrich, sign)      [one task per batch]
+    -> deduplicate globally (exact ids, near-duplicate index)
+    -> stage every changed partition -> commit (manifest last) -> publish artifacts
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
+
+from tasks import dedupe
+from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
+from tasks.rows import BatchFrames, BatchRows, batch_frames, page_rows, signature_texts, unique_articles
+from tasks.schema import (
+    ARTICLES,
+    DUPLICATES,
+    FILES,
+    MINHASH_INDEX,
+    OCCURRENCES,
+    SEGMENTS,
+    SPANS,
+    STATUS_PROCESSED,
+    STATUS_QUARANTINED,
+    C,
+)
+from tasks.segment import segment_page
+from tasks.write import CommitPlan, commit, read_dataset, recover, stage_update
+from flows.discover import discover_files, plan_batches
+from flows.lock import data_dir_lock
+
+DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class FileOutcome:
+    source_file: str
+    status: str  # STATUS_PROCESSED | STATUS_QUARANTINED | "unchanged"
+    sha256: str | None = None
+    n_bytes: int | None = None
+    encoding: str | None = None
+    reason: str | None = None
+    n_articles: int = 0
+
+
+@dataclass
+class BatchResult:
+    frames: BatchFrames | None
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+
+def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str]) -> BatchResult:
+    """Load -> segment -> tag -> enrich -> sign for a batch of files (pure of Prefect)."""
+    rows = BatchRows()
+    outcomes: list[FileOutcome] = []
+    for source_file in source_files:
+        try:
+            data = read_file_bytes(seeds_dir / source_file, source_file)
+            sha = sha256_hex(data)
+            if known_sha.get(source_file) == sha:
+                outcomes.append(FileOutcome(source_file, "unchanged", sha, len(data)))
+                continue
+            loaded = load_bytes(data, source_file)
+            articles = segment_page(loaded.text)
+            if not articles:
+                raise QuarantineError(source_file, "no article found: the page has no title line and no related-articles block")
+            page_rows(loaded, articles, rows)
+            outcomes.append(FileOutcome(source_file, STATUS_PROCESSED, loaded.sha256, loaded.n_bytes, loaded.encoding, None, len(articles)))
+        except QuarantineError as exc:
+            sha = sha256_hex(data) if "data" in locals() and data is not None else None
+            outcomes.append(FileOutcome(source_file, STATUS_QUARANTINED, sha, len(data) if sha else None, None, exc.reason))
+        finally:
+            data = None  # free the bytes of this file before the next one
+    processed = any(o.status == STATUS_PROCESSED for o in outcomes)
+    return BatchResult(batch_frames(rows) if processed else None, outcomes)
+
+
+@task(name="process-batch", retries=0)
+def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str]) -> BatchResult:
+    result = process_files(Path(seeds_dir), source_files, known_sha)
+    get_run_logger().info(
+        "batch of %d files: %d processed, %d quarantined, %d unchanged",
+        len(source_files),
+        sum(o.status == STATUS_PROCESSED for o in result.outcomes),
+        sum(o.status == STATUS_QUARANTINED for o in result.outcomes),
+        sum(o.status == "unchanged" for o in result.outcomes),
+    )
+    return result
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    files_seen: int = 0
+    files_processed: int = 0
+    files_quarantined: int = 0
+    files_unchanged: int = 0
+    occurrences: int = 0
+    articles_in_run: int = 0
+    articles_new: int = 0
+    articles_already_seen: int = 0
+    articles_total: int = 0
+    near_duplicates: int = 0
+    spans: int = 0
+    spans_by_lang: dict[str, int] = field(default_factory=dict)
+    quarantined: dict[str, str] = field(default_factory=dict)
+    recovered: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+
+def _concat(frames: list[pl.DataFrame], spec) -> pl.DataFrame:
+    frames = [f for f in frames if f.height]
+    if not frames:
+        return pl.from_arrow(spec.schema.empty_table())  # type: ignore[return-value]
+    return pl.concat(frames, how="vertical")
+
+
+def _manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> pl.DataFrame:
+    """One manifest row per file this run looked at and did not skip."""
+    records = [
+        {
+            C.source_file: o.source_file,
+            C.source_sha256: o.sha256,
+            C.n_bytes: o.n_bytes,
+            C.encoding: o.encoding,
+            C.status: o.status,
+            C.reason: o.reason,
+            C.run_id: run_id,
+            C.processed_at: now,
+        }
+        for o in outcomes
+        if o.status != "unchanged"
+    ]
+    return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
+
+
+def _texts_loader(data_dir: Path, batch_articles: pl.DataFrame):
+    """Near-dup verification needs the text of candidate articles only: from this run's
+    batch when new, otherwise from the articles dataset."""
+
+    def load(ids: list[str]) -> dict[str, str]:
+        fresh = batch_articles.filter(pl.col(C.article_id).is_in(ids))
+        found = dict(zip(fresh.get_column(C.article_id).to_list(), signature_texts(fresh), strict=True))
+        missing = [i for i in ids if i not in found]
+        if missing:
+            old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(pl.col(C.article_id).is_in(missing))
+            found.update(zip(old.get_column(C.article_id).to_list(), signature_texts(old), strict=True))
+        return found
+
+    return load
+
+
+@task(name="deduplicate-and-commit")
+def deduplicate_and_commit(
+    data_dir: str,
+    results: list[BatchResult],
+    run_id: str,
+    full_refresh: bool,
+    near_duplicate_threshold: float,
+) -> RunSummary:
+    """Global steps, once per run: exact dedup against everything ingested before,
+    near-duplicate search over the persistent index, then the atomic commit."""
+    data = Path(data_dir)
+    logger = get_run_logger()
+    summary = RunSummary(run_id)
+    outcomes = [o for r in results for o in r.outcomes]
+    frames = [r.frames for r in results if r.frames is not None]
+    touched_files = sorted(o.source_file for o in outcomes if o.status != "unchanged")
+
+    batch_articles = unique_articles(_concat([f.articles for f in frames], ARTICLES))
+    occurrences = _concat([f.occurrences for f in frames], OCCURRENCES)
+    segments = _concat([f.segments for f in frames], SEGMENTS)
+    spans = _concat([f.spans for f in frames], SPANS)
+    signatures = _concat([f.signatures for f in frames], MINHASH_INDEX).unique(C.article_id, keep="first", maintain_order=True)
+
+    # Exact dedup across runs: which articles exist already, and which lose their last occurrence.
+    replaced = pl.col(C.source_file).is_in(touched_files)
+    if full_refresh:
+        kept_occ_ids = pl.Series(C.article_id, [], pl.String)
+        existing_ids: set[str] = set()
+    else:
+        kept_occ_ids = read_dataset(data, OCCURRENCES, [C.article_id, C.source_file]).filter(~replaced).get_column(C.article_id)
+        existing_ids = set(read_dataset(data, ARTICLES, [C.article_id]).get_column(C.article_id).to_list())
+    live_ids = set(kept_occ_ids.to_list()) | set(occurrences.get_column(C.article_id).to_list())
+    orphaned = sorted(existing_ids - live_ids)
+    new_articles = batch_articles.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
+    new_signatures = signatures.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
+
+    # Near duplicates over everything ever ingested (the index persists under data/_index).
+    old_index = pl.from_arrow(MINHASH_INDEX.schema.empty_table()) if full_refresh else read_dataset(data, MINHASH_INDEX)
+    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures], how="vertical")
+    duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, batch_articles), threshold=near_duplicate_threshold)
+
+    plan = CommitPlan(run_id)
+    gone = pl.col(C.article_id).is_in(orphaned)
+    plan.extend(stage_update(data, run_id, ARTICLES, new_articles, delete_where=gone, replace_all=full_refresh))
+    plan.extend(stage_update(data, run_id, MINHASH_INDEX, new_signatures, delete_where=gone, replace_all=full_refresh))
+    for spec, rows in ((OCCURRENCES, occurrences), (SEGMENTS, segments), (SPANS, spans)):
+        plan.extend(stage_update(data, run_id, spec, rows, delete_where=replaced, replace_all=full_refresh))
+    plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))
+    now = datetime.now(UTC)
+    plan.extend(stage_update(data, run_id, FILES, _manifest_rows(outcomes, run_id, now), delete_where=replaced, replace_all=full_refresh))
+    commit(data, plan)
+    logger.info("committed %d partition files, deleted %d", len(plan.writes), len(plan.deletes))
+
+    summary.files_seen = len(outcomes)
+    summary.files_processed = sum(o.status == STATUS_PROCESSED for o in outcomes)
+    summary.files_quarantined = sum(o.status == STATUS_QUARANTINED for o in outcomes)
+    summary.files_unchanged = sum(o.status == "unchanged" for o in outcomes)
+    summary.quarantined = {o.source_file: o.reason or "" for o in outcomes if o.status == STATUS_QUARANTINED}
+    summary.occurrences = occurrences.height
+    summary.articles_in_run = batch_articles.height
+    summary.articles_new = new_articles.height
+    summary.articles_already_seen = batch_articles.height - new_articles.height
+    summary.articles_total = len(existing_ids - set(orphaned)) + new_articles.height
+    summary.near_duplicates = duplicates.height
+    summary.spans = spans.height
+    summary.spans_by_lang = dict(sorted(spans.group_by(C.lang).len().iter_rows())) if spans.height else {}
+    summary._outcomes = outcomes  # type: ignore[attr-defined]  # for the artifact, not serialized
+    return summary
+
+
+def _summary_markdown(s: RunSummary) -> str:
+    lines = [
+        f"# newsflow ingest — run `{s.run_id}`",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| files seen | {s.files_seen} |",
+        f"| processed | {s.files_processed} |",
+        f"| unchanged (skipped) | {s.files_unchanged} |",
+        f"| quarantined | {s.files_quarantined} |",
+        f"| article occurrences | {s.occurrences} |",
+        f"| unique articles in this run | {s.articles_in_run} |",
+        f"| new articles | {s.articles_new} |",
+        f"| already seen before | {s.articles_already_seen} |",
+        f"| articles in the dataset | {s.articles_total} |",
+        f"| near-duplicate links | {s.near_duplicates} |",
+        f"| untranslated spans | {s.spans} |",
+    ]
+    if s.spans_by_lang:
+        lines += ["", "## Spans by language", "", "| lang | spans |", "|---|---|"]
+        lines += [f"| {lang} | {n} |" for lang, n in s.spans_by_lang.items()]
+    if s.quarantined:
+        lines += ["", "## Quarantined files", "", "| file | reason |", "|---|---|"]
+        lines += [f"| `{f}` | {r} |" for f, r in s.quarantined.items()]
+    if s.recovered:
+        lines += ["", "## Recovered at start", ""] + [f"- {r}" for r in s.recovered]
+    return "\n".join(lines)
+
+
+@task(name="publish-artifacts")
+def publish_artifacts(summary: RunSummary) -> None:
+    outcomes: list[FileOutcome] = getattr(summary, "_outcomes", [])
+    create_table_artifact(
+        key="ingest-files",
+        table=[
+            {
+                "file": o.source_file,
+                "status": o.status,
+                "articles": o.n_articles,
+                "bytes": o.n_bytes,
+                "encoding": o.encoding or "",
+                "reason": o.reason or "",
+            }
+            for o in outcomes
+        ],
+        description="Every input file of this run and what happened to it",
+    )
+    create_markdown_artifact(key="ingest-summary", markdown=_summary_markdown(summary), description="newsflow run summary")
+
+
+def _run_id() -> str:
+    return str(flow_run.get_id() or uuid.uuid4())
+
+
+@flow(name="ingest", log_prints=True)
+def ingest(
+    seeds_dir: str = "seeds",
+    data_dir: str = "data",
+    glob: str = "**/*.txt",
+    full_refresh: bool = False,
+    near_duplicate_threshold: float = 0.8,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
+    lock_wait_seconds: float = 0.0,
+) -> dict:
+    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`."""
+    logger = get_run_logger()
+    seeds, data = Path(seeds_dir), Path(data_dir)
+    run_id = _run_id()
+    with data_dir_lock(data, wait_seconds=lock_wait_seconds):
+        recovered = recover(data)
+        for line in recovered:
+            logger.warning("storage recovery: %s", line)
+        known = {} if full_refresh else _known_hashes(data)
+        files = discover_files(seeds, glob)
+        batches = plan_batches(files, batch_bytes)
+        logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(files), sum(f.n_bytes for f in files), seeds, len(batches))
+        futures = [process_batch.submit(str(seeds), [f.source_file for f in batch], known) for batch in batches]
+        results = [f.result() for f in futures]
+        summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
+    summary.recovered = recovered
+    publish_artifacts(summary)
+    logger.info(
+        "ingest done: %d files (%d processed, %d unchanged, %d quarantined), %d new articles, %d near-duplicates, %d spans",
+        summary.files_seen,
+        summary.files_processed,
+        summary.files_unchanged,
+        summary.files_quarantined,
+        summary.articles_new,
+        summary.near_duplicates,
+        summary.spans,
+    )
+    return summary.as_dict()
+
+
+def _known_hashes(data: Path) -> dict[str, str]:
+    """sha256 of every file already in the manifest (processed or quarantined)."""
+    manifest = read_dataset(data, FILES, [C.source_file, C.source_sha256])
+    return {f: s for f, s in manifest.iter_rows() if s is not None}

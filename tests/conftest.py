@@ -1,0 +1,54 @@
+"""Shared fixtures: the reference seeds, ../shared, and one Prefect test harness per session."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.settings import configure_prefect_environment
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+SHARED = REPO.parent / "shared"
+
+configure_prefect_environment()
+
+
+@pytest.fixture(scope="session")
+def seeds_dir() -> Path:
+    return SEEDS
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not (SHARED / "eval").is_dir():
+        pytest.fail(f"the evaluation data is missing: expected {SHARED}/eval beside the repository (../shared)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A real Prefect API (temporary SQLite database) for every flow test of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    """A private copy of the reference seeds that a test may change."""
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
+
+
+def seed_text(name_prefix: str) -> str:
+    (path,) = SEEDS.glob(f"{name_prefix}_*.txt")
+    return path.read_text(encoding="utf-8")
+
+
+os.environ.setdefault("NEWSFLOW_TESTING", "1")

@@ -1,0 +1,174 @@
+"""flows/ingest.py end to end: real files, a real Prefect API, real Parquet read back."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from prefect.client.orchestration import get_client
+
+from flows.ingest import ingest
+from tasks.schema import (
+    ARTICLES,
+    DUPLICATES,
+    FILES,
+    OCCURRENCES,
+    SEGMENTS,
+    SPANS,
+    STATUS_PROCESSED,
+    STATUS_QUARANTINED,
+    C,
+)
+from tasks.write import read_dataset
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _tree_digest(data: Path) -> dict[str, str]:
+    return {
+        p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(data.rglob("*.parquet"))
+    }
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("seeded")
+    seeds, data = root / "seeds", root / "data"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "seeds", seeds)
+    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    return seeds, data, summary
+
+
+def test_seeds_give_the_documented_figures(seeded) -> None:
+    _, data, summary = seeded
+    occurrences = read_dataset(data, OCCURRENCES)
+    articles = read_dataset(data, ARTICLES)
+    spans = read_dataset(data, SPANS)
+    files = read_dataset(data, FILES)
+    assert occurrences.height == 25
+    assert articles.height == 20
+    assert articles.filter(pl.col(C.kind) == "main").height == 5
+    assert files.height == 5 and set(files.get_column(C.status)) == {STATUS_PROCESSED}
+    assert spans.height == 9
+    assert set(spans.get_column(C.source_file)) == {"003_cdf2a856273f76b8.txt"}
+    assert set(spans.get_column(C.lang)) == {"zh-cn"}
+    assert summary["articles_new"] == 20 and summary["spans"] == 9
+
+
+def test_the_five_related_articles_shared_by_001_and_002_have_the_same_ids(seeded) -> None:
+    _, data, _ = seeded
+    occ = read_dataset(data, OCCURRENCES).filter(pl.col(C.kind) == "related")
+    ids = {
+        f: set(occ.filter(pl.col(C.source_file).str.starts_with(f)).get_column(C.article_id))
+        for f in ("001", "002")
+    }
+    assert len(ids["001"]) == 5 and ids["001"] == ids["002"]
+
+
+def test_release_times_are_local_shanghai_time(seeded) -> None:
+    _, data, _ = seeded
+    main = read_dataset(data, ARTICLES).filter(pl.col(C.kind) == "main").sort(C.published_at, nulls_last=True)
+    got = [None if t is None else t.strftime("%Y-%m-%d %H:%M %z") for t in main.get_column(C.published_at).to_list()]
+    assert got == ["2024-04-13 21:49 +0800", "2024-04-15 19:48 +0800", "2024-05-17 17:21 +0800", "2024-06-06 12:01 +0800", None]
+    partitions = read_dataset(data, ARTICLES).select(C.year, C.month).unique().sort(C.year, C.month).rows()
+    assert ("unknown", "unknown") in partitions and ("2024", "05") in partitions
+
+
+def test_span_offsets_point_into_the_decoded_source(seeded) -> None:
+    seeds, data, _ = seeded
+    for row in read_dataset(data, SPANS).iter_rows(named=True):
+        text = (seeds / row[C.source_file]).read_text(encoding="utf-8")
+        assert text[row[C.char_start] : row[C.char_end]] == row[C.text]
+        assert not any(ch.isascii() and ch.isalpha() for ch in row[C.text])
+    for row in read_dataset(data, SEGMENTS).head(200).iter_rows(named=True):
+        text = (seeds / row[C.source_file]).read_text(encoding="utf-8")
+        assert text[row[C.char_start] : row[C.char_end]] == row[C.text]
+
+
+def test_the_run_is_recorded_in_prefect_with_artifacts(seeded) -> None:
+    async def read() -> tuple[list, list]:
+        async with get_client() as client:
+            runs = await client.read_flow_runs()
+            artifacts = await client.read_artifacts()
+            return runs, artifacts
+
+    import asyncio
+
+    runs, artifacts = asyncio.run(read())
+    assert any(r.state and r.state.is_completed() for r in runs)
+    keys = {a.key for a in artifacts}
+    assert {"ingest-files", "ingest-summary"} <= keys
+
+
+def test_rerun_is_idempotent_byte_for_byte(seeded) -> None:
+    seeds, data, _ = seeded
+    before = _tree_digest(data)
+    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert summary["files_unchanged"] == 5 and summary["articles_new"] == 0
+    assert _tree_digest(data) == before
+
+
+def test_adding_one_file_adds_only_its_rows(tmp_path: Path, seeds_copy: Path) -> None:
+    data = tmp_path / "data"
+    (seeds_copy / "004_846bab0cc5ac146f.txt").rename(tmp_path / "004.txt")
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    before = read_dataset(data, OCCURRENCES)
+    shutil.move(tmp_path / "004.txt", seeds_copy / "004_846bab0cc5ac146f.txt")
+    summary = ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    after = read_dataset(data, OCCURRENCES)
+    assert summary["files_processed"] == 1 and summary["files_unchanged"] == 4
+    added = after.join(before, on=[C.source_file, C.ordinal], how="anti")
+    assert set(added.get_column(C.source_file)) == {"004_846bab0cc5ac146f.txt"}
+    assert added.height == 6 and after.height == 25
+    assert before.join(after, on=[C.source_file, C.ordinal, C.article_id], how="anti").height == 0
+
+
+def test_a_changed_file_replaces_its_earlier_rows(tmp_path: Path, seeds_copy: Path) -> None:
+    data = tmp_path / "data"
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    page = seeds_copy / "003_cdf2a856273f76b8.txt"
+    page.write_text(page.read_text(encoding="utf-8").replace("陈吉宁在调研中表示,要", "Chen Jining said, "), encoding="utf-8")
+    summary = ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    assert summary["files_processed"] == 1
+    spans = read_dataset(data, SPANS)
+    assert spans.height == 8
+    assert read_dataset(data, ARTICLES).height == 20  # the old 003 article is gone, the new one is in
+    occ = read_dataset(data, OCCURRENCES).filter(pl.col(C.source_file).str.starts_with("003"))
+    assert occ.height == 1
+    files = read_dataset(data, FILES)
+    assert files.height == 5
+
+
+def test_bad_files_are_quarantined_and_the_run_goes_on(tmp_path: Path, seeds_copy: Path) -> None:
+    data = tmp_path / "data"
+    (seeds_copy / "empty.txt").write_bytes(b"")
+    (seeds_copy / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    summary = ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    files = read_dataset(data, FILES)
+    quarantined = files.filter(pl.col(C.status) == STATUS_QUARANTINED).sort(C.source_file)
+    assert quarantined.get_column(C.source_file).to_list() == ["empty.txt", "image.txt"]
+    assert "empty" in quarantined.get_column(C.reason)[0]
+    assert "PNG" in quarantined.get_column(C.reason)[1]
+    assert summary["files_processed"] == 5 and summary["files_quarantined"] == 2
+    assert read_dataset(data, ARTICLES).height == 20
+
+
+def test_near_duplicate_of_a_main_article_is_linked_across_runs(tmp_path: Path, seeds_copy: Path) -> None:
+    data = tmp_path / "data"
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    original = (seeds_copy / "000_679cc89de41e4925.txt").read_text(encoding="utf-8")
+    variant = original.replace("signed a strategic cooperation agreement in Shanghai today", "signed a strategic cooperation agreement in Shanghai on Friday", 1)
+    (seeds_copy / "later" ).mkdir()
+    (seeds_copy / "later" / "000_variant.txt").write_text(variant.replace("May 17, 2024", "May 18, 2024", 1), encoding="utf-8")
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    dups = read_dataset(data, DUPLICATES)
+    main_ids = read_dataset(data, OCCURRENCES).filter((pl.col(C.kind) == "main") & pl.col(C.source_file).str.contains("000_")).sort(C.source_file)
+    original_id, variant_id = main_ids.get_column(C.article_id).to_list()
+    link = dups.filter(pl.col(C.article_id) == variant_id)
+    assert link.height == 1
+    assert link.get_column(C.duplicate_of)[0] == original_id  # the earlier publication is canonical
+    assert link.get_column(C.similarity)[0] >= 0.8

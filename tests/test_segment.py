@@ -1,0 +1,115 @@
+"""tasks/segment.py: a page -> main + related articles -> paragraphs -> sentences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks.schema import KIND_MAIN, KIND_RELATED
+from tasks.segment import article_body, segment_page, split_sentences
+from tests.conftest import seed_text
+
+
+def _segment_all(seeds_dir: Path):
+    return {p.name[:3]: (p.read_text(encoding="utf-8"), segment_page(p.read_text(encoding="utf-8"))) for p in sorted(seeds_dir.glob("*.txt"))}
+
+
+def test_seeds_hold_25_article_occurrences_5_main_20_related(seeds_dir: Path) -> None:
+    pages = _segment_all(seeds_dir)
+    kinds = [a.kind for _, arts in pages.values() for a in arts]
+    assert len(kinds) == 25
+    assert kinds.count(KIND_MAIN) == 5
+    assert kinds.count(KIND_RELATED) == 20
+    assert {k: len(arts) for k, (_, arts) in pages.items()} == {"000": 6, "001": 6, "002": 6, "003": 1, "004": 6}
+
+
+def test_main_articles_have_release_times_except_003(seeds_dir: Path) -> None:
+    pages = _segment_all(seeds_dir)
+    times = {k: arts[0].release_time_raw for k, (_, arts) in pages.items()}
+    assert times == {
+        "000": "May 17, 2024 17:21 PM",
+        "001": "Apr 13, 2024 21:49 PM",
+        "002": "Apr 15, 2024 19:48 PM",
+        "003": None,
+        "004": "Jun 06, 2024 12:01 PM",
+    }
+
+
+def test_recurring_title_lines_are_dropped_from_the_body() -> None:
+    text = seed_text("002")
+    main = segment_page(text)[0]
+    title = main.title_line
+    assert text.count(title) == 7  # the title line, five page headers and the last line
+    assert title not in article_body(text, main)
+    assert len(main.header_lines) == 1 + 1 + 5 + 1  # title, release time, headers, last line
+
+
+def test_related_article_is_title_pair_then_snippet() -> None:
+    text = seed_text("001")
+    related = segment_page(text)[1]
+    assert related.kind == KIND_RELATED
+    assert related.ordinal == 1
+    assert related.title_line.startswith("The full text is here.")
+    assert len(related.paragraphs) == 1
+    assert article_body(text, related).startswith("The Provisions of Shanghai Municipality")
+    assert text[related.char_start : related.char_end].count(related.title_line) == 2
+
+
+def test_offsets_point_at_the_exact_characters(seeds_dir: Path) -> None:
+    for text, articles in _segment_all(seeds_dir).values():
+        for article in articles:
+            for paragraph in article.paragraphs:
+                piece = text[paragraph.char_start : paragraph.char_end]
+                assert piece == piece.strip() and piece
+                for sentence in paragraph.sentences:
+                    assert paragraph.char_start <= sentence.char_start < sentence.char_end <= paragraph.char_end
+
+
+def test_sentences_split_on_english_and_chinese_full_stops() -> None:
+    text = "The U.S. delegation met at 3.5 p.m. today. It went well! 会议召开。上海发言！Then Co., Ltd. Cheng Fubo left?"
+    got = [text[s.char_start : s.char_end] for s in split_sentences(text, 0, len(text))]
+    assert got == [
+        "The U.S. delegation met at 3.5 p.m. today.",
+        "It went well!",
+        "会议召开。",
+        "上海发言！",
+        "Then Co., Ltd. Cheng Fubo left?",
+    ]
+
+
+def test_a_bare_related_block_has_no_main_article() -> None:
+    text = "Title A | tag\nTitle A | tag\n\nSnippet a.\n\nTitle B\nTitle B\n\nSnippet b.\n"
+    articles = segment_page(text)
+    assert [a.kind for a in articles] == [KIND_RELATED, KIND_RELATED]
+    assert [a.title_line for a in articles] == ["Title A | tag", "Title B"]
+
+
+def test_crlf_and_nbsp_pages_segment_like_lf_pages() -> None:
+    text = seed_text("000")
+    crlf = text.replace("\n", "\r\n")
+    assert [a.title_line for a in segment_page(crlf)] == [a.title_line for a in segment_page(text)]
+
+
+page_text = st.lists(
+    st.one_of(
+        st.sampled_from(["", "", "Title | tag", "Release time:May 17, 2024 17:21 PM", "陈吉宁在调研中表示,要Seize it.", "Dup line", "  "]),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60),
+    ),
+    max_size=30,
+).map("\n".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(page_text)
+def test_segment_never_raises_and_never_loses_a_character(text: str) -> None:
+    articles = segment_page(text)
+    covered = bytearray(len(text))
+    for article in articles:
+        ranges = list(article.header_lines) + [(p.char_start, p.char_end) for p in article.paragraphs]
+        for start, end in ranges:
+            assert 0 <= start <= end <= len(text)
+            covered[start:end] = b"\x01" * (end - start)
+    lost = [ch for i, ch in enumerate(text) if not covered[i] and not ch.isspace()]
+    assert lost == []
