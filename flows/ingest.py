@@ -10,7 +10,11 @@ Reads top to bottom like the process it runs:
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
 import uuid
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,11 +23,14 @@ import polars as pl
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.discover import discover_files, plan_batches
+from flows.lock import data_dir_lock
 from tasks import dedupe
-from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
-from tasks.rows import BatchFrames, BatchRows, batch_frames, page_rows, signature_texts, unique_articles
+from tasks.pipeline import UNCHANGED, BatchResult, FileOutcome, process_files, timed
+from tasks.rows import signature_texts, unique_articles
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -36,66 +43,43 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
-from tasks.segment import segment_page
 from tasks.write import CommitPlan, commit, read_dataset, recover, stage_update
-from flows.discover import discover_files, plan_batches
-from flows.lock import data_dir_lock
 
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
 
 
-@dataclass
-class FileOutcome:
-    source_file: str
-    status: str  # STATUS_PROCESSED | STATUS_QUARANTINED | "unchanged"
-    sha256: str | None = None
-    n_bytes: int | None = None
-    encoding: str | None = None
-    reason: str | None = None
-    n_articles: int = 0
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
 
 
-@dataclass
-class BatchResult:
-    frames: BatchFrames | None
-    outcomes: list[FileOutcome] = field(default_factory=list)
+def compute_pool(workers: int) -> ProcessPoolExecutor:
+    """One process pool per flow process: Prefect tasks stay threads (one per batch, cheap
+    to orchestrate), the CPU work of a batch runs in a worker process (both cores busy,
+    no GIL). Workers are spawned, not forked: forking a process that runs Prefect's
+    threads and event loop can deadlock."""
+    global _POOL, _POOL_WORKERS
+    if _POOL is None or _POOL_WORKERS != workers:
+        if _POOL is not None:
+            _POOL.shutdown(cancel_futures=True)
+        _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        _POOL_WORKERS = workers
+    return _POOL
 
 
-def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str]) -> BatchResult:
-    """Load -> segment -> tag -> enrich -> sign for a batch of files (pure of Prefect)."""
-    rows = BatchRows()
-    outcomes: list[FileOutcome] = []
-    for source_file in source_files:
-        try:
-            data = read_file_bytes(seeds_dir / source_file, source_file)
-            sha = sha256_hex(data)
-            if known_sha.get(source_file) == sha:
-                outcomes.append(FileOutcome(source_file, "unchanged", sha, len(data)))
-                continue
-            loaded = load_bytes(data, source_file)
-            articles = segment_page(loaded.text)
-            if not articles:
-                raise QuarantineError(source_file, "no article found: the page has no title line and no related-articles block")
-            page_rows(loaded, articles, rows)
-            outcomes.append(FileOutcome(source_file, STATUS_PROCESSED, loaded.sha256, loaded.n_bytes, loaded.encoding, None, len(articles)))
-        except QuarantineError as exc:
-            sha = sha256_hex(data) if "data" in locals() and data is not None else None
-            outcomes.append(FileOutcome(source_file, STATUS_QUARANTINED, sha, len(data) if sha else None, None, exc.reason))
-        finally:
-            data = None  # free the bytes of this file before the next one
-    processed = any(o.status == STATUS_PROCESSED for o in outcomes)
-    return BatchResult(batch_frames(rows) if processed else None, outcomes)
-
-
-@task(name="process-batch", retries=0)
-def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str]) -> BatchResult:
-    result = process_files(Path(seeds_dir), source_files, known_sha)
+# Tasks take big frames and file lists: hashing them for a cache key would cost more than
+# the work, and a re-run must re-read the files anyway, so no task is cached.
+@task(name="process-batch", retries=0, cache_policy=NO_CACHE)
+def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str], workers: int = 1) -> BatchResult:
+    if workers > 1:
+        result = compute_pool(workers).submit(process_files, Path(seeds_dir), source_files, known_sha).result()
+    else:
+        result = process_files(Path(seeds_dir), source_files, known_sha)
     get_run_logger().info(
         "batch of %d files: %d processed, %d quarantined, %d unchanged",
         len(source_files),
         sum(o.status == STATUS_PROCESSED for o in result.outcomes),
         sum(o.status == STATUS_QUARANTINED for o in result.outcomes),
-        sum(o.status == "unchanged" for o in result.outcomes),
+        sum(o.status == UNCHANGED for o in result.outcomes),
     )
     return result
 
@@ -117,6 +101,8 @@ class RunSummary:
     spans_by_lang: dict[str, int] = field(default_factory=dict)
     quarantined: dict[str, str] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)  # CPU work per step, summed over batches
+    wall_seconds: float = 0.0  # the whole flow, Prefect included
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -143,7 +129,7 @@ def _manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> p
             C.processed_at: now,
         }
         for o in outcomes
-        if o.status != "unchanged"
+        if o.status != UNCHANGED
     ]
     return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
 
@@ -164,7 +150,77 @@ def _texts_loader(data_dir: Path, batch_articles: pl.DataFrame):
     return load
 
 
-@task(name="deduplicate-and-commit")
+@dataclass
+class RunRows:
+    """This run's rows from every batch, before comparing with what data/ holds."""
+
+    articles: pl.DataFrame
+    occurrences: pl.DataFrame
+    segments: pl.DataFrame
+    spans: pl.DataFrame
+    signatures: pl.DataFrame
+
+    @classmethod
+    def gather(cls, results: list[BatchResult]) -> RunRows:
+        frames = [r.frames for r in results if r.frames is not None]
+        return cls(
+            articles=unique_articles(_concat([f.articles for f in frames], ARTICLES)),
+            occurrences=_concat([f.occurrences for f in frames], OCCURRENCES),
+            segments=_concat([f.segments for f in frames], SEGMENTS),
+            spans=_concat([f.spans for f in frames], SPANS),
+            signatures=_concat([f.signatures for f in frames], MINHASH_INDEX).unique(C.article_id, keep="first", maintain_order=True),
+        )
+
+
+@dataclass
+class DedupResult:
+    new_articles: pl.DataFrame
+    new_signatures: pl.DataFrame
+    orphaned: list[str]  # articles whose every occurrence was replaced
+    articles_total: int
+    duplicates: pl.DataFrame
+
+
+def deduplicate(data: Path, rows: RunRows, replaced_files: list[str], full_refresh: bool, threshold: float) -> DedupResult:
+    """Exact dedup against everything ingested before, then near-duplicates over the index."""
+    if full_refresh:
+        kept_ids: set[str] = set()
+        existing_ids: set[str] = set()
+        old_index = pl.from_arrow(MINHASH_INDEX.schema.empty_table())
+    else:
+        occ = read_dataset(data, OCCURRENCES, [C.article_id, C.source_file])
+        kept_ids = set(occ.filter(~pl.col(C.source_file).is_in(replaced_files)).get_column(C.article_id).to_list())
+        existing_ids = set(read_dataset(data, ARTICLES, [C.article_id]).get_column(C.article_id).to_list())
+        old_index = read_dataset(data, MINHASH_INDEX)
+    live_ids = kept_ids | set(rows.occurrences.get_column(C.article_id).to_list())
+    orphaned = sorted(existing_ids - live_ids)
+    is_new = ~pl.col(C.article_id).is_in(list(existing_ids))
+    new_articles = rows.articles.filter(is_new)
+    new_signatures = rows.signatures.filter(is_new)
+    # The index persists under data/_index: a file arriving next month meets everything before it.
+    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures], how="vertical")
+    duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, rows.articles), threshold=threshold)
+    return DedupResult(new_articles, new_signatures, orphaned, len(existing_ids - set(orphaned)) + new_articles.height, duplicates)
+
+
+def stage_and_commit(
+    data: Path, run_id: str, rows: RunRows, dedup: DedupResult, manifest: pl.DataFrame, replaced_files: list[str], full_refresh: bool
+) -> CommitPlan:
+    """Stage every changed partition of every dataset, then commit (manifest last)."""
+    plan = CommitPlan(run_id)
+    gone = pl.col(C.article_id).is_in(dedup.orphaned)
+    replaced = pl.col(C.source_file).is_in(replaced_files)
+    plan.extend(stage_update(data, run_id, ARTICLES, dedup.new_articles, delete_where=gone, replace_all=full_refresh))
+    plan.extend(stage_update(data, run_id, MINHASH_INDEX, dedup.new_signatures, delete_where=gone, replace_all=full_refresh))
+    for spec, frame in ((OCCURRENCES, rows.occurrences), (SEGMENTS, rows.segments), (SPANS, rows.spans)):
+        plan.extend(stage_update(data, run_id, spec, frame, delete_where=replaced, replace_all=full_refresh))
+    plan.extend(stage_update(data, run_id, DUPLICATES, dedup.duplicates, replace_all=True))
+    plan.extend(stage_update(data, run_id, FILES, manifest, delete_where=replaced, replace_all=full_refresh))
+    commit(data, plan)
+    return plan
+
+
+@task(name="deduplicate-and-commit", cache_policy=NO_CACHE)
 def deduplicate_and_commit(
     data_dir: str,
     results: list[BatchResult],
@@ -172,64 +228,35 @@ def deduplicate_and_commit(
     full_refresh: bool,
     near_duplicate_threshold: float,
 ) -> RunSummary:
-    """Global steps, once per run: exact dedup against everything ingested before,
-    near-duplicate search over the persistent index, then the atomic commit."""
+    """Global steps, once per run: deduplicate against data/, then the atomic commit."""
     data = Path(data_dir)
-    logger = get_run_logger()
     summary = RunSummary(run_id)
+    for r in results:
+        for step, seconds in r.timings.items():
+            summary.step_seconds[step] = summary.step_seconds.get(step, 0.0) + seconds
     outcomes = [o for r in results for o in r.outcomes]
-    frames = [r.frames for r in results if r.frames is not None]
-    touched_files = sorted(o.source_file for o in outcomes if o.status != "unchanged")
-
-    batch_articles = unique_articles(_concat([f.articles for f in frames], ARTICLES))
-    occurrences = _concat([f.occurrences for f in frames], OCCURRENCES)
-    segments = _concat([f.segments for f in frames], SEGMENTS)
-    spans = _concat([f.spans for f in frames], SPANS)
-    signatures = _concat([f.signatures for f in frames], MINHASH_INDEX).unique(C.article_id, keep="first", maintain_order=True)
-
-    # Exact dedup across runs: which articles exist already, and which lose their last occurrence.
-    replaced = pl.col(C.source_file).is_in(touched_files)
-    if full_refresh:
-        kept_occ_ids = pl.Series(C.article_id, [], pl.String)
-        existing_ids: set[str] = set()
-    else:
-        kept_occ_ids = read_dataset(data, OCCURRENCES, [C.article_id, C.source_file]).filter(~replaced).get_column(C.article_id)
-        existing_ids = set(read_dataset(data, ARTICLES, [C.article_id]).get_column(C.article_id).to_list())
-    live_ids = set(kept_occ_ids.to_list()) | set(occurrences.get_column(C.article_id).to_list())
-    orphaned = sorted(existing_ids - live_ids)
-    new_articles = batch_articles.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
-    new_signatures = signatures.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
-
-    # Near duplicates over everything ever ingested (the index persists under data/_index).
-    old_index = pl.from_arrow(MINHASH_INDEX.schema.empty_table()) if full_refresh else read_dataset(data, MINHASH_INDEX)
-    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures], how="vertical")
-    duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, batch_articles), threshold=near_duplicate_threshold)
-
-    plan = CommitPlan(run_id)
-    gone = pl.col(C.article_id).is_in(orphaned)
-    plan.extend(stage_update(data, run_id, ARTICLES, new_articles, delete_where=gone, replace_all=full_refresh))
-    plan.extend(stage_update(data, run_id, MINHASH_INDEX, new_signatures, delete_where=gone, replace_all=full_refresh))
-    for spec, rows in ((OCCURRENCES, occurrences), (SEGMENTS, segments), (SPANS, spans)):
-        plan.extend(stage_update(data, run_id, spec, rows, delete_where=replaced, replace_all=full_refresh))
-    plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))
-    now = datetime.now(UTC)
-    plan.extend(stage_update(data, run_id, FILES, _manifest_rows(outcomes, run_id, now), delete_where=replaced, replace_all=full_refresh))
-    commit(data, plan)
-    logger.info("committed %d partition files, deleted %d", len(plan.writes), len(plan.deletes))
+    replaced_files = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
+    rows = RunRows.gather(results)
+    with timed(summary.step_seconds, "dedup"):
+        dedup = deduplicate(data, rows, replaced_files, full_refresh, near_duplicate_threshold)
+    with timed(summary.step_seconds, "write"):
+        manifest = _manifest_rows(outcomes, run_id, datetime.now(UTC))
+        plan = stage_and_commit(data, run_id, rows, dedup, manifest, replaced_files, full_refresh)
+    get_run_logger().info("committed %d partition files, deleted %d", len(plan.writes), len(plan.deletes))
 
     summary.files_seen = len(outcomes)
     summary.files_processed = sum(o.status == STATUS_PROCESSED for o in outcomes)
     summary.files_quarantined = sum(o.status == STATUS_QUARANTINED for o in outcomes)
-    summary.files_unchanged = sum(o.status == "unchanged" for o in outcomes)
+    summary.files_unchanged = sum(o.status == UNCHANGED for o in outcomes)
     summary.quarantined = {o.source_file: o.reason or "" for o in outcomes if o.status == STATUS_QUARANTINED}
-    summary.occurrences = occurrences.height
-    summary.articles_in_run = batch_articles.height
-    summary.articles_new = new_articles.height
-    summary.articles_already_seen = batch_articles.height - new_articles.height
-    summary.articles_total = len(existing_ids - set(orphaned)) + new_articles.height
-    summary.near_duplicates = duplicates.height
-    summary.spans = spans.height
-    summary.spans_by_lang = dict(sorted(spans.group_by(C.lang).len().iter_rows())) if spans.height else {}
+    summary.occurrences = rows.occurrences.height
+    summary.articles_in_run = rows.articles.height
+    summary.articles_new = dedup.new_articles.height
+    summary.articles_already_seen = rows.articles.height - dedup.new_articles.height
+    summary.articles_total = dedup.articles_total
+    summary.near_duplicates = dedup.duplicates.height
+    summary.spans = rows.spans.height
+    summary.spans_by_lang = dict(sorted(rows.spans.group_by(C.lang).len().iter_rows())) if rows.spans.height else {}
     summary._outcomes = outcomes  # type: ignore[attr-defined]  # for the artifact, not serialized
     return summary
 
@@ -263,7 +290,7 @@ def _summary_markdown(s: RunSummary) -> str:
     return "\n".join(lines)
 
 
-@task(name="publish-artifacts")
+@task(name="publish-artifacts", cache_policy=NO_CACHE)
 def publish_artifacts(summary: RunSummary) -> None:
     outcomes: list[FileOutcome] = getattr(summary, "_outcomes", [])
     create_table_artifact(
@@ -297,8 +324,13 @@ def ingest(
     near_duplicate_threshold: float = 0.8,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
     lock_wait_seconds: float = 0.0,
+    workers: int = 0,
 ) -> dict:
-    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`."""
+    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`.
+
+    `workers`: processes for the CPU work of batches (0 = one per core; 1 = in the flow's
+    own process, no pool)."""
+    started = time.perf_counter()
     logger = get_run_logger()
     seeds, data = Path(seeds_dir), Path(data_dir)
     run_id = _run_id()
@@ -310,11 +342,13 @@ def ingest(
         files = discover_files(seeds, glob)
         batches = plan_batches(files, batch_bytes)
         logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(files), sum(f.n_bytes for f in files), seeds, len(batches))
-        futures = [process_batch.submit(str(seeds), [f.source_file for f in batch], known) for batch in batches]
+        n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
+        futures = [process_batch.submit(str(seeds), [f.source_file for f in batch], known, n_workers) for batch in batches]
         results = [f.result() for f in futures]
         summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)
+    summary.wall_seconds = time.perf_counter() - started
     logger.info(
         "ingest done: %d files (%d processed, %d unchanged, %d quarantined), %d new articles, %d near-duplicates, %d spans",
         summary.files_seen,

@@ -8,6 +8,7 @@ files (the unit of a Prefect task), then deduplicates and writes globally.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -155,7 +156,10 @@ def signature_texts(articles: pl.DataFrame) -> list[str]:
     ]
 
 
-def batch_frames(rows: BatchRows) -> BatchFrames:
+def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> BatchFrames:
+    """Enrich the batch's unique articles and sign them; `timings` (step -> seconds) is added to."""
+    timings = timings if timings is not None else {}
+    started = time.perf_counter()
     candidates = pl.DataFrame(dict(rows.candidates)) if rows.candidates else pl.DataFrame({n: [] for n in CANDIDATE_COLUMNS})
     unique = unique_articles(candidates)
     enriched = enrich.enrich_articles(unique)
@@ -165,11 +169,14 @@ def batch_frames(rows: BatchRows) -> BatchFrames:
         .select([f.name for f in ARTICLES.schema])
     )
     articles = pl.from_arrow(articles.to_arrow().cast(ARTICLES.schema))
+    signed = time.perf_counter()
+    timings["enrich"] = timings.get("enrich", 0.0) + signed - started
     signatures = dedupe.signatures_frame(
         articles.get_column(C.article_id).to_list(),
         articles.get_column(C.published_at).to_list(),
         signature_texts(articles),
     )
+    timings["dedup"] = timings.get("dedup", 0.0) + time.perf_counter() - signed
     return BatchFrames(
         articles=articles,  # type: ignore[arg-type]
         occurrences=rows.occurrences.frame(),

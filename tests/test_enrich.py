@@ -27,7 +27,7 @@ from tasks.enrich import (
     span_pinyin,
     split_title_and_tags,
 )
-from tasks.schema import ARTICLES, C, TIMEZONE
+from tasks.schema import ARTICLES, TIMEZONE, C
 
 SEEDS = sorted((Path(__file__).parent.parent / "seeds").glob("*.txt"))
 TZ = ZoneInfo(TIMEZONE)
@@ -78,7 +78,10 @@ def test_release_time_formats(raw: str, expected: datetime) -> None:
     assert parse_release_time(raw) == expected
 
 
-@pytest.mark.parametrize("raw", [None, "", "   ", "garbage", "May 32, 2024 17:21 PM", "Foo 17, 2024 17:21", "May 17, 2024 25:61 PM", "17:21 PM"])
+@pytest.mark.parametrize(
+    "raw",
+    [None, "", "   ", "garbage", "May 32, 2024 17:21 PM", "Foo 17, 2024 17:21", "May 17, 2024 25:61 PM", "17:21 PM"],
+)
 def test_release_time_garbage_is_none(raw: str | None) -> None:
     assert parse_release_time(raw) is None
 
@@ -317,13 +320,32 @@ def test_surname_file_agrees_with_pypinyin() -> None:
 def frame(rows: list[dict]) -> pl.DataFrame:
     return pl.DataFrame(
         rows,
-        schema={C.article_id: pl.String, TITLE_LINE: pl.String, RELEASE_TIME_RAW: pl.String, C.body: pl.String, C.n_paragraphs: pl.Int64, UNTRANSLATED_CHARS: pl.Int64},
+        schema={
+            C.article_id: pl.String,
+            TITLE_LINE: pl.String,
+            RELEASE_TIME_RAW: pl.String,
+            C.body: pl.String,
+            C.n_paragraphs: pl.Int64,
+            UNTRANSLATED_CHARS: pl.Int64,
+        },
     )
 
 
 def expected_schema() -> pl.Schema:
     articles = pl.from_arrow(ARTICLES.schema.empty_table()).schema
-    names = [C.article_id, C.title, C.tags, C.published_at, C.n_chars, C.n_words, C.untranslated_ratio, C.people, C.places, C.organizations, C.keywords]
+    names = [
+        C.article_id,
+        C.title,
+        C.tags,
+        C.published_at,
+        C.n_chars,
+        C.n_words,
+        C.untranslated_ratio,
+        C.people,
+        C.places,
+        C.organizations,
+        C.keywords,
+    ]
     return pl.Schema({n: articles[n] for n in names})
 
 
@@ -331,9 +353,30 @@ def test_enrich_articles_schema_and_values() -> None:
     out = enrich_articles(
         frame(
             [
-                {C.article_id: "a", TITLE_LINE: "Shanghai Week: New Mission of the Yangtze River Delta | Technology | One Week", RELEASE_TIME_RAW: "Apr 13, 2024 21:49 PM", C.body: seed("001"), C.n_paragraphs: 3, UNTRANSLATED_CHARS: 163},
-                {C.article_id: "b", TITLE_LINE: "Empty", RELEASE_TIME_RAW: None, C.body: "", C.n_paragraphs: 0, UNTRANSLATED_CHARS: 0},
-                {C.article_id: "c", TITLE_LINE: "x", RELEASE_TIME_RAW: "garbage", C.body: "abcd", C.n_paragraphs: 1, UNTRANSLATED_CHARS: 1},
+                {
+                    C.article_id: "a",
+                    TITLE_LINE: "Shanghai Week: New Mission of the Yangtze River Delta | Technology | One Week",
+                    RELEASE_TIME_RAW: "Apr 13, 2024 21:49 PM",
+                    C.body: seed("001"),
+                    C.n_paragraphs: 3,
+                    UNTRANSLATED_CHARS: 163,
+                },
+                {
+                    C.article_id: "b",
+                    TITLE_LINE: "Empty",
+                    RELEASE_TIME_RAW: None,
+                    C.body: "",
+                    C.n_paragraphs: 0,
+                    UNTRANSLATED_CHARS: 0,
+                },
+                {
+                    C.article_id: "c",
+                    TITLE_LINE: "x",
+                    RELEASE_TIME_RAW: "garbage",
+                    C.body: "abcd",
+                    C.n_paragraphs: 1,
+                    UNTRANSLATED_CHARS: 1,
+                },
             ]
         )
     )
@@ -347,7 +390,19 @@ def test_enrich_articles_schema_and_values() -> None:
     assert a[C.untranslated_ratio] == pytest.approx(163 / len(seed("001")))
     assert "Chen Jining" in a[C.people] and "Yangtze River Delta" in a[C.places] and a[C.keywords]
     assert a[C.n_words] == count_words(seed("001"))
-    assert b == {C.article_id: "b", C.title: "Empty", C.tags: [], C.published_at: None, C.n_chars: 0, C.n_words: 0, C.untranslated_ratio: 0.0, C.people: [], C.places: [], C.organizations: [], C.keywords: ["empty"]}
+    assert b == {
+        C.article_id: "b",
+        C.title: "Empty",
+        C.tags: [],
+        C.published_at: None,
+        C.n_chars: 0,
+        C.n_words: 0,
+        C.untranslated_ratio: 0.0,
+        C.people: [],
+        C.places: [],
+        C.organizations: [],
+        C.keywords: ["empty"],
+    }
     assert c[C.untranslated_ratio] == 0.25 and c[C.published_at] is None
     for col in (C.tags, C.people, C.places, C.organizations, C.keywords):
         assert out[col].null_count() == 0
@@ -356,7 +411,20 @@ def test_enrich_articles_schema_and_values() -> None:
 def test_enrich_articles_agrees_with_single_text_functions() -> None:
     body = seed("004")
     title_line = body.splitlines()[0]
-    out = enrich_articles(frame([{C.article_id: "x", TITLE_LINE: title_line, RELEASE_TIME_RAW: None, C.body: body, C.n_paragraphs: 1, UNTRANSLATED_CHARS: 0}])).row(0, named=True)
+    out = enrich_articles(
+        frame(
+            [
+                {
+                    C.article_id: "x",
+                    TITLE_LINE: title_line,
+                    RELEASE_TIME_RAW: None,
+                    C.body: body,
+                    C.n_paragraphs: 1,
+                    UNTRANSLATED_CHARS: 0,
+                }
+            ]
+        )
+    ).row(0, named=True)
     title, _ = split_title_and_tags(title_line)
     text = f"{title}\n\n{body}"
     assert out[C.people] == find_people(text)
@@ -368,9 +436,20 @@ def test_enrich_articles_agrees_with_single_text_functions() -> None:
 def test_enrich_articles_empty_and_untyped_frames() -> None:
     assert enrich_articles(frame([])).schema == expected_schema()
     # rows.batch_frames builds an empty frame from empty lists (Null dtypes).
-    untyped = pl.DataFrame({n: [] for n in (C.article_id, TITLE_LINE, RELEASE_TIME_RAW, C.body, C.n_paragraphs, UNTRANSLATED_CHARS)})
+    untyped = pl.DataFrame(
+        {n: [] for n in (C.article_id, TITLE_LINE, RELEASE_TIME_RAW, C.body, C.n_paragraphs, UNTRANSLATED_CHARS)}
+    )
     assert enrich_articles(untyped).schema == expected_schema()
-    nulls = pl.DataFrame({C.article_id: ["n"], TITLE_LINE: [None], RELEASE_TIME_RAW: [None], C.body: [None], C.n_paragraphs: [None], UNTRANSLATED_CHARS: [None]})
+    nulls = pl.DataFrame(
+        {
+            C.article_id: ["n"],
+            TITLE_LINE: [None],
+            RELEASE_TIME_RAW: [None],
+            C.body: [None],
+            C.n_paragraphs: [None],
+            UNTRANSLATED_CHARS: [None],
+        }
+    )
     row = enrich_articles(nulls).row(0, named=True)
     assert row[C.title] == "" and row[C.n_chars] == 0 and row[C.untranslated_ratio] == 0.0 and row[C.keywords] == []
 
@@ -389,5 +468,18 @@ def test_enrich_functions_never_raise(text: str, short: str) -> None:
     assert isinstance(extract_keywords(short, text), list)
     assert count_words(text) >= 0
     assert isinstance(span_pinyin(text), str)
-    out = enrich_articles(frame([{C.article_id: "h", TITLE_LINE: short, RELEASE_TIME_RAW: short, C.body: text, C.n_paragraphs: 1, UNTRANSLATED_CHARS: 0}]))
+    out = enrich_articles(
+        frame(
+            [
+                {
+                    C.article_id: "h",
+                    TITLE_LINE: short,
+                    RELEASE_TIME_RAW: short,
+                    C.body: text,
+                    C.n_paragraphs: 1,
+                    UNTRANSLATED_CHARS: 0,
+                }
+            ]
+        )
+    )
     assert out.schema == expected_schema() and out.height == 1

@@ -172,3 +172,12 @@ def test_near_duplicate_of_a_main_article_is_linked_across_runs(tmp_path: Path, 
     assert link.height == 1
     assert link.get_column(C.duplicate_of)[0] == original_id  # the earlier publication is canonical
     assert link.get_column(C.similarity)[0] >= 0.8
+
+
+def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seeds_copy: Path) -> None:
+    one = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "one"))
+    many = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "many"), batch_bytes=1, workers=2)
+    assert one["articles_new"] == many["articles_new"] == 20
+    without_manifest = lambda d: {k: v for k, v in _tree_digest(d).items() if not k.startswith("files/")}  # noqa: E731
+    assert without_manifest(tmp_path / "one") == without_manifest(tmp_path / "many")
+    assert set(many["step_seconds"]) >= {"load", "segment", "tag", "enrich", "dedup", "write"}
