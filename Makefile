@@ -12,7 +12,10 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: run test setup clean
+.PHONY: run test setup clean bench
+
+# Benchmark sizes: make bench SIZES=10MB,100MB,1GB
+SIZES ?= 10MB,100MB
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +32,9 @@ run: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+bench: setup
+	$(VENV)/bin/newsflow bench run --sizes $(SIZES)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .prefect data/*/ data/_*

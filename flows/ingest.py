@@ -29,6 +29,7 @@ from prefect.runtime import flow_run
 from flows.discover import discover_files, plan_batches
 from flows.lock import data_dir_lock
 from tasks import dedupe
+from tasks.killpoints import checkpoint
 from tasks.pipeline import UNCHANGED, BatchResult, FileOutcome, process_files, timed
 from tasks.rows import signature_texts, unique_articles
 from tasks.schema import (
@@ -210,12 +211,20 @@ def stage_and_commit(
     plan = CommitPlan(run_id)
     gone = pl.col(C.article_id).is_in(dedup.orphaned)
     replaced = pl.col(C.source_file).is_in(replaced_files)
-    plan.extend(stage_update(data, run_id, ARTICLES, dedup.new_articles, delete_where=gone, replace_all=full_refresh))
-    plan.extend(stage_update(data, run_id, MINHASH_INDEX, dedup.new_signatures, delete_where=gone, replace_all=full_refresh))
-    for spec, frame in ((OCCURRENCES, rows.occurrences), (SEGMENTS, rows.segments), (SPANS, rows.spans)):
-        plan.extend(stage_update(data, run_id, spec, frame, delete_where=replaced, replace_all=full_refresh))
-    plan.extend(stage_update(data, run_id, DUPLICATES, dedup.duplicates, replace_all=True))
-    plan.extend(stage_update(data, run_id, FILES, manifest, delete_where=replaced, replace_all=full_refresh))
+    updates = (
+        (ARTICLES, dedup.new_articles, gone),
+        (MINHASH_INDEX, dedup.new_signatures, gone),
+        (OCCURRENCES, rows.occurrences, replaced),
+        (SEGMENTS, rows.segments, replaced),
+        (SPANS, rows.spans, replaced),
+        (DUPLICATES, dedup.duplicates, None),  # recomputed whole from the index every run
+        (FILES, manifest, replaced),
+    )
+    for spec, frame, delete_where in updates:
+        checkpoint(f"stage:{spec.name}")
+        replace_all = full_refresh or spec is DUPLICATES
+        plan.extend(stage_update(data, run_id, spec, frame, delete_where=delete_where, replace_all=replace_all))
+    checkpoint("commit")
     commit(data, plan)
     return plan
 

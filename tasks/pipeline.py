@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.killpoints import checkpoint
 from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
 from tasks.rows import BatchFrames, BatchRows, batch_frames, page_rows
 from tasks.schema import STATUS_PROCESSED, STATUS_QUARANTINED
@@ -65,6 +66,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
                     outcomes.append(FileOutcome(source_file, UNCHANGED, sha, len(data)))
                     continue
                 loaded = load_bytes(data, source_file)
+                checkpoint("decode")
             with timed(timings, "segment"):
                 articles = segment_page(loaded.text)
             if not articles:

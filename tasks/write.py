@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from tasks.killpoints import checkpoint
 from tasks.schema import (
     ARTICLES,
     COMPRESSION,
@@ -227,6 +228,7 @@ def commit(data_dir: Path, plan: CommitPlan) -> None:
     tmp.write_text(json.dumps(record, indent=1))
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    checkpoint("commit-record")
     os.replace(tmp, root / COMMIT_FILE)
     _fsync_dir(root)
     _apply(data_dir, root)
@@ -240,6 +242,7 @@ def _apply(data_dir: Path, root: Path) -> None:
         target.unlink(missing_ok=True)
         _remove_empty_parents(target.parent, data_dir)
     for rel in record["writes"]:
+        checkpoint("apply")
         staged, target = root / rel, data_dir / rel
         if staged.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
