@@ -14,20 +14,31 @@ import multiprocessing
 import os
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Annotated
 
 import polars as pl
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run
+from pydantic import Field
 
-from flows.discover import discover_files, plan_batches
-from flows.lock import data_dir_lock
+from flows.discover import (
+    DiscoveredFile,
+    UnsafeGlob,
+    discover_files,
+    plan_batches,
+    validate_glob,
+)
+from flows.lock import DataDirBusy, data_dir_lock
 from tasks import dedupe
 from tasks.killpoints import checkpoint
 from tasks.pipeline import UNCHANGED, BatchResult, FileOutcome, process_files, timed
@@ -324,33 +335,108 @@ def _run_id() -> str:
     return str(flow_run.get_id() or uuid.uuid4())
 
 
-@flow(name="ingest", log_prints=True)
-def ingest(
-    seeds_dir: str = "seeds",
-    data_dir: str = "data",
-    glob: str = "**/*.txt",
-    full_refresh: bool = False,
-    near_duplicate_threshold: float = 0.8,
-    batch_bytes: int = DEFAULT_BATCH_BYTES,
-    lock_wait_seconds: float = 0.0,
-    workers: int = 0,
-) -> dict:
-    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`.
+def flow_run_label() -> str:
+    """Flow-run names that say what ran: `ingest-on-file-003_cdf2…`, `sweep-2026-11-22T10:15`."""
+    params = flow_run.parameters or {}
+    when = (flow_run.scheduled_start_time or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
+    deployment = runtime_deployment.name
+    files = params.get("files") or []
+    if files:
+        first = Path(str(files[0])).name[:12]
+        more = f"+{len(files) - 1}" if len(files) > 1 else ""
+        return f"ingest-on-file-{first}…{more}"
+    if deployment == "sweep":
+        return f"sweep-{when}"
+    if deployment == "backfill":
+        return f"backfill-{params.get('glob', '')}-{when}"
+    return f"ingest-{when}"
 
-    `workers`: processes for the CPU work of batches (0 = one per core; 1 = in the flow's
-    own process, no pool)."""
+
+Threshold = Annotated[
+    float,
+    Field(ge=0.0, le=1.0, description="Jaccard similarity (word 5-shingles) at or above which two articles are near-duplicates."),
+]
+
+
+def select_files(
+    seeds: Path, glob: str, files: list[str] | None, since: datetime | None
+) -> list[DiscoveredFile]:
+    """The files a run looks at: the glob's matches, narrowed to `files` and to `since`."""
+    found = discover_files(seeds, glob)
+    if files is not None:
+        wanted = set()
+        for name in files:
+            rel = _relative_to_seeds(seeds, name)
+            wanted.add(rel)
+        found = [f for f in found if f.source_file in wanted]
+    if since is not None:
+        cutoff = since.timestamp()
+        found = [f for f in found if _mtime(seeds / f.source_file) >= cutoff]
+    return found
+
+
+def _relative_to_seeds(seeds: Path, name: str) -> str:
+    """A file named by an event or a person, as a path relative to the seeds folder —
+    refusing anything that resolves outside it."""
+    path = Path(name)
+    if path.is_absolute():
+        try:
+            path = path.resolve(strict=False).relative_to(seeds.resolve())
+        except ValueError:
+            raise UnsafeGlob(f"file {name!r} is outside the seeds folder {seeds}; refused") from None
+    if any(part == ".." for part in path.parts):
+        raise UnsafeGlob(f"file {name!r} climbs out of the seeds folder with '..'; refused")
+    return path.as_posix()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
+@contextmanager
+def _exclusive(data: Path, wait_seconds: float) -> Iterator[None]:
+    """Hold the data folder's lock; say in the run's log when waiting for another run."""
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(data_dir_lock(data, wait_seconds=0))
+        except DataDirBusy:
+            if not wait_seconds:
+                raise
+            get_run_logger().warning("another run is writing to %s; waiting up to %.0f s for it to finish", data, wait_seconds)
+            stack.enter_context(data_dir_lock(data, wait_seconds=wait_seconds))
+        yield
+
+
+@flow(name="ingest", flow_run_name=flow_run_label, log_prints=True, validate_parameters=True)
+def ingest(
+    seeds_dir: Annotated[str, Field(description="Folder of input .txt pages.")] = "seeds",
+    data_dir: Annotated[str, Field(description="Folder of the Parquet datasets.")] = "data",
+    glob: Annotated[str, Field(description="Which files, relative to the seeds folder, e.g. '2024-*/*.txt'.")] = "**/*.txt",
+    full_refresh: Annotated[bool, Field(description="Rebuild every dataset from the files present now.")] = False,
+    near_duplicate_threshold: Threshold = 0.8,
+    since: Annotated[datetime | None, Field(description="Only files modified at or after this time.")] = None,
+    files: Annotated[list[str] | None, Field(description="Only these files (paths relative to the seeds folder); set by the folder watcher.")] = None,
+    batch_bytes: Annotated[int, Field(ge=1, le=1 << 31, description="Bytes of input per batch (one Prefect task per batch).")] = DEFAULT_BATCH_BYTES,
+    lock_wait_seconds: Annotated[float, Field(ge=0, le=86400, description="How long to wait for another run to release the data folder.")] = 0.0,
+    workers: Annotated[int, Field(ge=0, le=256, description="Processes for batch work: 0 = one per core, 1 = no pool.")] = 0,
+) -> dict:
+    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`."""
     started = time.perf_counter()
     logger = get_run_logger()
     seeds, data = Path(seeds_dir), Path(data_dir)
+    validate_glob(glob)  # fail at once, naming the parameter, before touching anything
     run_id = _run_id()
-    with data_dir_lock(data, wait_seconds=lock_wait_seconds):
+    with _exclusive(data, lock_wait_seconds):
         recovered = recover(data)
         for line in recovered:
             logger.warning("storage recovery: %s", line)
         known = {} if full_refresh else _known_hashes(data)
-        files = discover_files(seeds, glob)
-        batches = plan_batches(files, batch_bytes)
-        logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(files), sum(f.n_bytes for f in files), seeds, len(batches))
+        selected = select_files(seeds, glob, files, since)
+        batches = plan_batches(selected, batch_bytes)
+        logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(selected), sum(f.n_bytes for f in selected), seeds, len(batches))
         n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
         futures = [process_batch.submit(str(seeds), [f.source_file for f in batch], known, n_workers) for batch in batches]
         results = [f.result() for f in futures]
