@@ -44,6 +44,31 @@ def run(
     typer.echo(format_summary(summary))
 
 
+@app.command()
+def serve(
+    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
+    data: Path = typer.Option(Path("data"), "--data", help="Folder of the Parquet datasets."),
+    sweep_cron: str = typer.Option("*/15 * * * *", help="Cron schedule of ingest/sweep."),
+    sweep_interval: float = typer.Option(0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
+    watch: bool = typer.Option(True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."),
+) -> None:
+    """Serve ingest/sweep, ingest/on-file and ingest/backfill from this process, and watch SEEDS.
+
+    Needs a running Prefect server (PREFECT_API_URL); `make serve` starts one."""
+    import os
+
+    if not os.environ.get("PREFECT_API_URL"):
+        typer.echo(
+            "newsflow serve needs a Prefect server: the embedded API cannot schedule runs. "
+            "Start one with `make serve` (or `prefect server start`) and set PREFECT_API_URL.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    from flows.serve import serve_all
+
+    serve_all(seeds, data, sweep_cron=sweep_cron, sweep_interval=sweep_interval or None, watch=watch)
+
+
 def format_summary(summary: dict) -> str:
     rows = [
         ("files seen", summary["files_seen"]),
@@ -64,6 +89,11 @@ def format_summary(summary: dict) -> str:
     out += [f"{k:<{width}}  {v:>7}" for k, v in rows]
     out += [f"quarantined: {f}: {r}" for f, r in summary["quarantined"].items()]
     return "\n".join(out)
+
+
+from flows.bench import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,89 @@
+"""`newsflow serve`: every deployment of the ingest flow from one process, plus the watcher.
+
+    ingest/sweep     every 15 minutes (cron configurable): all new or changed files
+    ingest/on-file   a deployment trigger on the watcher's newsflow.seed.* events: those files
+    ingest/backfill  for the UI's "Run" form: glob, full_refresh, threshold, since
+
+Each deployment has a concurrency limit of 1 with ENQUEUE (a second trigger waits as
+"AwaitingConcurrencySlot" in the UI), and every run takes the data folder's lock with a
+wait, so runs of different deployments queue instead of writing `data/` together.
+`prefect.serve` needs a real Prefect server (the ephemeral API cannot schedule):
+`make serve` starts one on 127.0.0.1 and points this process at it.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import serve
+from prefect.client.schemas.objects import (
+    ConcurrencyLimitConfig,
+    ConcurrencyLimitStrategy,
+)
+from prefect.events import DeploymentEventTrigger
+
+from flows.ingest import ingest
+from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
+
+DEFAULT_SWEEP_CRON = "*/15 * * * *"
+SERVED_LOCK_WAIT_SECONDS = 900.0
+TAGS = ["newsflow"]
+
+
+def _one_at_a_time() -> ConcurrencyLimitConfig:
+    return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
+
+
+def build_deployments(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None) -> list:
+    base = {
+        "seeds_dir": str(seeds_dir.resolve()),
+        "data_dir": str(data_dir.resolve()),
+        "lock_wait_seconds": SERVED_LOCK_WAIT_SECONDS,
+    }
+    schedule = {"interval": timedelta(seconds=sweep_interval)} if sweep_interval else {"cron": sweep_cron}
+    sweep = ingest.to_deployment(
+        name="sweep",
+        parameters=base,
+        concurrency_limit=_one_at_a_time(),
+        tags=TAGS + ["sweep"],
+        description="Scheduled catch-up: ingests every new or changed file of the seeds folder.",
+        **schedule,
+    )
+    on_file = ingest.to_deployment(
+        name="on-file",
+        parameters=base,
+        concurrency_limit=_one_at_a_time(),
+        tags=TAGS + ["on-file"],
+        description="Run by the folder watcher's events: ingests just the files that landed.",
+        triggers=[
+            DeploymentEventTrigger(
+                name="newsflow seeds changed",
+                expect={EVENT_CREATED, EVENT_MODIFIED},
+                match={"prefect.resource.id": f"{RESOURCE_PREFIX}*"},
+                parameters={"files": "{{ event.payload.files }}"},
+            )
+        ],
+    )
+    backfill = ingest.to_deployment(
+        name="backfill",
+        parameters=base,
+        concurrency_limit=_one_at_a_time(),
+        tags=TAGS + ["backfill"],
+        description="On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh.",
+    )
+    return [sweep, on_file, backfill]
+
+
+def serve_all(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
+    """Blocks: serves the three deployments and (by default) watches the seeds folder."""
+    seeds_dir.mkdir(parents=True, exist_ok=True)
+    deployments = build_deployments(seeds_dir, data_dir, sweep_cron, sweep_interval)
+    stop = None
+    if watch:
+        _, stop = start_watcher(seeds_dir)
+    try:
+        serve(*deployments, print_starting_message=True)
+    finally:
+        if stop is not None:
+            stop.set()
