@@ -69,6 +69,20 @@ def serve(
     serve_all(seeds, data, sweep_cron=sweep_cron, sweep_interval=sweep_interval or None, watch=watch)
 
 
+@app.command()
+def watch(
+    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
+) -> None:
+    """Only the folder watcher: emit newsflow.seed.* events to the Prefect server (for
+    deployments made with `prefect deploy` and run by a work pool)."""
+    import threading
+
+    from flows.watch import emit_prefect_event, watch_seeds
+
+    typer.echo(f"watching {seeds.resolve()} (Ctrl-C to stop)")
+    watch_seeds(seeds, emit_prefect_event, threading.Event())
+
+
 def format_summary(summary: dict) -> str:
     rows = [
         ("files seen", summary["files_seen"]),

@@ -352,12 +352,6 @@ def flow_run_label() -> str:
     return f"ingest-{when}"
 
 
-Threshold = Annotated[
-    float,
-    Field(ge=0.0, le=1.0, description="Jaccard similarity (word 5-shingles) at or above which two articles are near-duplicates."),
-]
-
-
 def select_files(
     seeds: Path, glob: str, files: list[str] | None, since: datetime | None
 ) -> list[DiscoveredFile]:
@@ -412,18 +406,31 @@ def _exclusive(data: Path, wait_seconds: float) -> Iterator[None]:
 
 @flow(name="ingest", flow_run_name=flow_run_label, log_prints=True, validate_parameters=True)
 def ingest(
-    seeds_dir: Annotated[str, Field(description="Folder of input .txt pages.")] = "seeds",
-    data_dir: Annotated[str, Field(description="Folder of the Parquet datasets.")] = "data",
-    glob: Annotated[str, Field(description="Which files, relative to the seeds folder, e.g. '2024-*/*.txt'.")] = "**/*.txt",
-    full_refresh: Annotated[bool, Field(description="Rebuild every dataset from the files present now.")] = False,
-    near_duplicate_threshold: Threshold = 0.8,
-    since: Annotated[datetime | None, Field(description="Only files modified at or after this time.")] = None,
-    files: Annotated[list[str] | None, Field(description="Only these files (paths relative to the seeds folder); set by the folder watcher.")] = None,
-    batch_bytes: Annotated[int, Field(ge=1, le=1 << 31, description="Bytes of input per batch (one Prefect task per batch).")] = DEFAULT_BATCH_BYTES,
-    lock_wait_seconds: Annotated[float, Field(ge=0, le=86400, description="How long to wait for another run to release the data folder.")] = 0.0,
-    workers: Annotated[int, Field(ge=0, le=256, description="Processes for batch work: 0 = one per core, 1 = no pool.")] = 0,
+    seeds_dir: str = "seeds",
+    data_dir: str = "data",
+    glob: str = "**/*.txt",
+    full_refresh: bool = False,
+    near_duplicate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8,
+    since: datetime | None = None,
+    files: list[str] | None = None,
+    batch_bytes: Annotated[int, Field(ge=1, le=1 << 31)] = DEFAULT_BATCH_BYTES,
+    lock_wait_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0,
+    workers: Annotated[int, Field(ge=0, le=256)] = 0,
 ) -> dict:
-    """Ingest every new or changed file of `seeds_dir` into the datasets under `data_dir`."""
+    """Ingest every new or changed file of the seeds folder into the Parquet datasets.
+
+    Args:
+        seeds_dir: Folder of input .txt pages.
+        data_dir: Folder of the Parquet datasets (articles, occurrences, segments, spans, duplicates, files).
+        glob: Which files, relative to the seeds folder, e.g. `2024-*/*.txt`. Absolute paths and `..` are refused.
+        full_refresh: Rebuild every dataset from the files present now instead of adding new and changed files.
+        near_duplicate_threshold: Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates.
+        since: Only files modified at or after this time.
+        files: Only these files (paths relative to the seeds folder); the folder watcher sets this.
+        batch_bytes: Bytes of input per batch; one Prefect task per batch.
+        lock_wait_seconds: How long to wait for another run to release the data folder before giving up.
+        workers: Processes for batch work: 0 = one per core, 1 = no process pool.
+    """
     started = time.perf_counter()
     logger = get_run_logger()
     seeds, data = Path(seeds_dir), Path(data_dir)
