@@ -20,7 +20,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -94,6 +94,36 @@ def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, 
         sum(o.status == UNCHANGED for o in result.outcomes),
     )
     return result
+
+
+@flow(name="ingest-batches", flow_run_name="ingest-batches-{n_batches}", log_prints=True)
+def process_batches_distributed(seeds_dir: str, batches: list[list[str]], known_sha: dict[str, str], n_batches: int) -> list[BatchResult]:
+    """The per-batch work as Prefect tasks on whatever task runner this subflow is given
+    (a DaskTaskRunner for `runner="dask"`); results come back in batch order."""
+    futures = [process_batch.submit(seeds_dir, batch, known_sha, 1) for batch in batches]
+    return [f.result() for f in futures]
+
+
+def dask_task_runner(address: str | None, workers: int):
+    """A DaskTaskRunner on an existing cluster (`address`) or on a LocalCluster of `workers`
+    single-threaded worker processes (langdetect and the regexes hold the GIL)."""
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return DaskTaskRunner(address=address)
+    return DaskTaskRunner(cluster_kwargs={"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True})
+
+
+def require_real_server_for_dask() -> None:
+    """Dask workers are other processes: without PREFECT_API_URL each would start its own
+    temporary Prefect server (measured: 3 servers, ~50 s for 10 tasks)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise ValueError(
+            "runner='dask' needs a Prefect server that the Dask workers can reach: start one "
+            "(`make serve`, or `prefect server start`) and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
+        )
 
 
 @dataclass
@@ -416,6 +446,8 @@ def ingest(
     batch_bytes: Annotated[int, Field(ge=1, le=1 << 31)] = DEFAULT_BATCH_BYTES,
     lock_wait_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0,
     workers: Annotated[int, Field(ge=0, le=256)] = 0,
+    runner: Literal["local", "dask"] = "local",
+    dask_address: str | None = None,
 ) -> dict:
     """Ingest every new or changed file of the seeds folder into the Parquet datasets.
 
@@ -429,12 +461,16 @@ def ingest(
         files: Only these files (paths relative to the seeds folder); the folder watcher sets this.
         batch_bytes: Bytes of input per batch; one Prefect task per batch.
         lock_wait_seconds: How long to wait for another run to release the data folder before giving up.
-        workers: Processes for batch work: 0 = one per core, 1 = no process pool.
+        workers: Processes for batch work: 0 = one per core, 1 = no process pool (with runner=dask: LocalCluster workers).
+        runner: Where batches run: `local` (this machine's cores) or `dask` (a Dask cluster through prefect-dask).
+        dask_address: Scheduler address of an existing Dask cluster, e.g. tcp://host:8786; empty = a LocalCluster.
     """
     started = time.perf_counter()
     logger = get_run_logger()
     seeds, data = Path(seeds_dir), Path(data_dir)
     validate_glob(glob)  # fail at once, naming the parameter, before touching anything
+    if runner == "dask":
+        require_real_server_for_dask()
     run_id = _run_id()
     with _exclusive(data, lock_wait_seconds):
         recovered = recover(data)
@@ -444,9 +480,14 @@ def ingest(
         selected = select_files(seeds, glob, files, since)
         batches = plan_batches(selected, batch_bytes)
         logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(selected), sum(f.n_bytes for f in selected), seeds, len(batches))
-        n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
-        futures = [process_batch.submit(str(seeds), [f.source_file for f in batch], known, n_workers) for batch in batches]
-        results = [f.result() for f in futures]
+        names = [[f.source_file for f in batch] for batch in batches]
+        if runner == "dask":
+            distributed = process_batches_distributed.with_options(task_runner=dask_task_runner(dask_address, workers))
+            results = distributed(str(seeds), names, known, len(names))
+        else:
+            n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
+            futures = [process_batch.submit(str(seeds), batch, known, n_workers) for batch in names]
+            results = [f.result() for f in futures]
         summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)
