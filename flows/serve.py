@@ -42,20 +42,21 @@ def build_deployments(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT
         "lock_wait_seconds": SERVED_LOCK_WAIT_SECONDS,
     }
     schedule = {"interval": timedelta(seconds=sweep_interval)} if sweep_interval else {"cron": sweep_cron}
-    sweep = ingest.to_deployment(
-        name="sweep",
-        parameters=base,
-        concurrency_limit=_one_at_a_time(),
-        tags=TAGS + ["sweep"],
-        description="Scheduled catch-up: ingests every new or changed file of the seeds folder.",
-        **schedule,
-    )
-    on_file = ingest.to_deployment(
-        name="on-file",
-        parameters=base,
-        concurrency_limit=_one_at_a_time(),
-        tags=TAGS + ["on-file"],
-        description="Run by the folder watcher's events: ingests just the files that landed.",
+
+    def deployment(name: str, description: str, **how):
+        return ingest.to_deployment(
+            name=name,
+            parameters=base,
+            concurrency_limit=_one_at_a_time(),
+            tags=TAGS + [name],
+            description=description,
+            **how,
+        )
+
+    sweep = deployment("sweep", "Scheduled catch-up: ingests every new or changed file of the seeds folder.", **schedule)
+    on_file = deployment(
+        "on-file",
+        "Run by the folder watcher's events: ingests just the files that landed.",
         triggers=[
             DeploymentEventTrigger(
                 name="newsflow seeds changed",
@@ -65,12 +66,9 @@ def build_deployments(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT
             )
         ],
     )
-    backfill = ingest.to_deployment(
-        name="backfill",
-        parameters=base,
-        concurrency_limit=_one_at_a_time(),
-        tags=TAGS + ["backfill"],
-        description="On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh.",
+    backfill = deployment(
+        "backfill",
+        "On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh.",
     )
     return [sweep, on_file, backfill]
 
