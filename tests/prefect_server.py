@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -48,10 +50,13 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def prefect_server(home: Path, log: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    """A `prefect server start` on a free loopback port; yields (api_url, env for clients)."""
+def prefect_server(home: Path, log: Path, database_url: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
+    """A `prefect server start` on a free loopback port (SQLite under `home`, or the given
+    database); yields (api_url, env for clients)."""
     port = free_port()
     env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    if database_url:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -76,3 +81,38 @@ def newsflow_serve(env: dict[str, str], args: list[str], log: Path) -> Iterator[
         yield proc
     finally:
         _stop(proc)
+
+
+def postgres_bin() -> Path | None:
+    """Debian's PostgreSQL server binaries, if installed (`apt-get install postgresql`)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return found[-1].parent if found else None
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free loopback port; yields an asyncpg URL for Prefect."""
+    bindir = postgres_bin()
+    assert bindir is not None, "PostgreSQL is not installed"
+    # not under pytest's tmp_path: that is private to root, and the server runs as `postgres`
+    root = Path(tempfile.mkdtemp(prefix="newsflow-pg-"))
+    pgdata, sockets = root / "pgdata", root / "sockets"
+    sockets.mkdir(exist_ok=True)
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        subprocess.run(["chown", "-R", "postgres:postgres", str(root)], check=True)
+        os.chmod(root, 0o755)
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port = free_port()
+    subprocess.run(as_postgres + [str(bindir / "initdb"), "-D", str(pgdata), "-U", "prefect", "--auth=trust"], check=True, capture_output=True)
+    subprocess.run(
+        as_postgres + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(root / "postgres.log"), "-w",
+                       "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"],
+        check=True, capture_output=True, timeout=120,
+    )
+    try:
+        subprocess.run(as_postgres + [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"], check=True, capture_output=True)
+        yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect"
+    finally:
+        subprocess.run(as_postgres + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
