@@ -25,8 +25,14 @@ from typing import Annotated, Literal
 import polars as pl
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run
 from pydantic import Field
@@ -420,6 +426,20 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def _collect_with_progress(futures: list, total_bytes: int) -> list[BatchResult]:
+    """Batch results in batch order, while a progress artifact in the UI says how far the
+    run is (by bytes of input done) — useful on long backfills."""
+    progress = create_progress_artifact(0.0, key="ingest-progress", description="Share of this run's input bytes processed")
+    done_bytes, results = 0, {}
+    for future in as_completed(futures):
+        result: BatchResult = future.result()
+        results[id(future)] = result
+        done_bytes += sum(o.n_bytes or 0 for o in result.outcomes)
+        update_progress_artifact(progress, 100.0 * min(1.0, done_bytes / total_bytes) if total_bytes else 100.0)
+    update_progress_artifact(progress, 100.0)
+    return [results[id(f)] for f in futures]
+
+
 @contextmanager
 def _exclusive(data: Path, wait_seconds: float) -> Iterator[None]:
     """Hold the data folder's lock; say in the run's log when waiting for another run."""
@@ -487,7 +507,7 @@ def ingest(
         else:
             n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
             futures = [process_batch.submit(str(seeds), batch, known, n_workers) for batch in names]
-            results = [f.result() for f in futures]
+            results = _collect_with_progress(futures, sum(f.n_bytes for f in selected))
         summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)

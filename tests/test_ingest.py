@@ -101,7 +101,9 @@ def test_the_run_is_recorded_in_prefect_with_artifacts(seeded) -> None:
     runs, artifacts = asyncio.run(read())
     assert any(r.state and r.state.is_completed() for r in runs)
     keys = {a.key for a in artifacts}
-    assert {"ingest-files", "ingest-summary"} <= keys
+    assert {"ingest-files", "ingest-summary", "ingest-progress"} <= keys
+    progress = [a for a in artifacts if a.key == "ingest-progress"]
+    assert all(float(a.data) == 100.0 for a in progress)
 
 
 def test_rerun_is_idempotent_byte_for_byte(seeded) -> None:
