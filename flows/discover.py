@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.load import display_name
+
 # Files that are still being written or are not content: editors' backups, partial
 # downloads, hidden files. The watcher ignores the same names (flows/watch.py).
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~")
@@ -77,7 +79,7 @@ def discover_files(seeds_dir: Path, glob: str = "**/*.txt") -> list[DiscoveredFi
             if is_ignored_name(d):
                 dirs.remove(d)
             elif pattern.fullmatch((rel_folder / d).as_posix()):
-                found.append(DiscoveredFile((rel_folder / d).as_posix(), 0))
+                found.append(DiscoveredFile(display_name((rel_folder / d).as_posix()), 0))
         for name in names:
             if is_ignored_name(name):
                 continue
@@ -87,7 +89,7 @@ def discover_files(seeds_dir: Path, glob: str = "**/*.txt") -> list[DiscoveredFi
                     size = os.lstat(os.path.join(folder, name)).st_size
                 except FileNotFoundError:
                     size = 0
-                found.append(DiscoveredFile(rel, size))
+                found.append(DiscoveredFile(display_name(rel), size))
     return sorted(found, key=lambda f: f.source_file)
 
 

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tasks.killpoints import checkpoint
+
 LOCK_FILE = ".newsflow.lock"
 
 
@@ -24,14 +26,18 @@ class DataDirBusy(RuntimeError):
 def data_dir_lock(data_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)  # never through a planted link
     deadline = time.monotonic() + wait_seconds
+    busy_seen = locked = False
     try:
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not busy_seen:
+                    busy_seen = True
+                    checkpoint("lock-busy")
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                     raise DataDirBusy(
@@ -41,6 +47,10 @@ def data_dir_lock(data_dir: Path, wait_seconds: float = 0.0) -> Iterator[None]:
                 time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
+        locked = True
+        checkpoint("locked")
         yield
     finally:
+        if locked:
+            checkpoint("unlocking")
         os.close(fd)  # closing releases the flock

@@ -10,10 +10,26 @@ with a reason a person can act on; nothing here guesses silently.
 from __future__ import annotations
 
 import codecs
+import errno
 import hashlib
+import os
+import re
+import stat
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
+
+from tasks.killpoints import checkpoint
+
+# Memory is bounded by refusing files above this size (bytes). Processing costs roughly
+# 40 bytes of memory per input byte for ordinary pages and up to ~180 for one huge
+# article (enrichment and MinHash work on a whole article body), so 8 MiB keeps a run
+# under ~1.5 GB; it is also the size of one batch. Raise it with the environment
+# variable NEWSFLOW_MAX_FILE_BYTES (read when a file is loaded, in every worker).
+DEFAULT_MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_FILE_BYTES_ENV = "NEWSFLOW_MAX_FILE_BYTES"
+_READ_CHUNK = 1024 * 1024
 
 # Magic numbers of binary formats people drop into folders by mistake.
 _MAGIC: tuple[tuple[bytes, str], ...] = (
@@ -44,9 +60,10 @@ class QuarantineError(Exception):
     """A file newsflow will not process; `reason` is written to the manifest."""
 
     def __init__(self, source_file: str, reason: str) -> None:
-        super().__init__(f"{source_file}: {reason}")
+        # The manifest row carries the reason alone, so it names the file itself.
         self.source_file = source_file
-        self.reason = reason
+        self.reason = f"{source_file!r}: {reason}"
+        super().__init__(self.reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +73,6 @@ class LoadedFile:
     n_bytes: int
     encoding: str
     text: str
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
@@ -96,20 +109,47 @@ def _plausible_gb18030(text: str) -> bool:
     return good / len(sample) >= 0.95
 
 
+def _is_cjk(ch: str) -> bool:
+    return "\u4e00" <= ch <= "\u9fff" or "\u3000" <= ch <= "\u303f" or "\uff00" <= ch <= "\uffef"
+
+
+def _mixed_utf8_line(data: bytes) -> int | None:
+    """1-based number of the first line that is not UTF-8 in a file where another line is
+    UTF-8 Chinese (at least 3 CJK characters) — a file pasted together from differently
+    encoded pieces. GB18030 bytes decode as UTF-8 CJK by chance about once in a million
+    lines, so genuine GB18030 files are not caught by this."""
+    utf8_lines, first_bad = 0, None
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if line.isascii():
+            continue
+        try:
+            decoded = line.decode("utf-8")
+            if sum(1 for ch in decoded if _is_cjk(ch)) >= 3:
+                utf8_lines += 1
+        except UnicodeDecodeError:
+            first_bad = first_bad or number
+        if utf8_lines and first_bad:
+            return first_bad
+    return None
+
+
+_REEXPORT = "re-save it as UTF-8 (or GB18030 / UTF-16 with a byte-order mark) and put it back"
+
+
 def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
     """Decode `data`; return (text, encoding name). Raise QuarantineError with a reason."""
     if not data:
         raise QuarantineError(source_file, "the file is empty (0 bytes); nothing to ingest — delete it or deliver the full page")
     for magic, what in _MAGIC:
         if data.startswith(magic):
-            raise QuarantineError(source_file, f"binary data: the file is {what}, not text — it does not belong in the seeds folder")
+            raise QuarantineError(source_file, f"binary data: the file is {what}, not text — remove it from the seeds folder")
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding), ("utf-8-sig" if encoding == "utf-8-sig" else encoding)
             except UnicodeDecodeError as exc:
                 raise QuarantineError(
-                    source_file, f"starts with a {encoding} byte-order mark but byte {exc.start} is not valid {encoding}; re-export the file"
+                    source_file, f"starts with a {encoding} byte-order mark but byte {exc.start} is not valid {encoding}; {_REEXPORT}"
                 ) from None
     utf16 = _utf16_without_bom(data)
     if utf16:
@@ -118,10 +158,19 @@ def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
         except UnicodeDecodeError:
             pass
     if b"\x00" in data:
-        raise QuarantineError(source_file, "binary data: the file contains NUL bytes and is not UTF-16 text")
+        at = data.index(b"\x00")
+        raise QuarantineError(
+            source_file, f"binary data: the file contains NUL bytes (first at byte {at}) and is not UTF-16 text — remove it, or {_REEXPORT}"
+        )
     try:
         text, encoding = data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as utf8_error:
+        line = _mixed_utf8_line(data)
+        if line is not None:
+            raise QuarantineError(
+                source_file,
+                f"undecodable: mixed encodings in one file — some lines are UTF-8 but line {line} is not; {_REEXPORT}",
+            ) from None
         try:
             text, encoding = data.decode("gb18030"), "gb18030"
         except UnicodeDecodeError:
@@ -130,39 +179,225 @@ def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
             raise QuarantineError(
                 source_file,
                 f"undecodable: byte {utf8_error.start} is not valid UTF-8 and the file is not GB18030 or UTF-16 text "
-                "(mixed encodings in one file?); re-save it as UTF-8",
+                f"(mixed encodings in one file?); {_REEXPORT}",
             ) from None
     if _control_share(text) > _MAX_CONTROL_SHARE:
-        raise QuarantineError(source_file, f"binary data: more than {_MAX_CONTROL_SHARE:.0%} control characters ({encoding} decoding)")
+        raise QuarantineError(
+            source_file,
+            f"binary data: more than {_MAX_CONTROL_SHARE:.0%} control characters ({encoding} decoding) — not a text page; remove it",
+        )
     return text, encoding
 
 
+_RELEASE_LINE = re.compile(r"\s*release\s+time\s*[:：]", re.IGNORECASE)
+
+
+def _first_nonblank_lines(text: str, n: int) -> list[str]:
+    """The first `n` non-blank lines (stripped), without splitting a huge text."""
+    found: list[str] = []
+    pos = 0
+    while len(found) < n and pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].strip()
+        if line:
+            found.append(line[:200])
+        pos = end + 1
+    return found
+
+
+def check_page_shape(text: str, source_file: str) -> None:
+    """Refuse pages that cannot hold an article: no text, no title, title but no body."""
+    lines = _first_nonblank_lines(text, 3)
+    if not lines:
+        raise QuarantineError(source_file, "the file holds only whitespace; nothing to ingest — delete it or deliver the full page")
+    if _RELEASE_LINE.match(lines[0]):
+        raise QuarantineError(
+            source_file, "no title: the page starts with its 'Release time:' line — the title line is missing; fix the page or re-download it"
+        )
+    body = [line for line in lines[1:] if not _RELEASE_LINE.match(line)]
+    if not body:
+        raise QuarantineError(
+            source_file, f"no body: the page holds only its title line ({lines[0][:80]!r}) — it looks cut off; deliver the full page"
+        )
+
+
+def display_name(raw: str) -> str:
+    """A path as newsflow records it: bytes of a name that is not UTF-8 are shown as \\xNN
+    (Python hands them over as lone surrogates, which no Parquet string can hold)."""
+    try:
+        raw.encode("utf-8")
+        return raw
+    except UnicodeEncodeError:
+        return os.fsencode(raw).decode("utf-8", "backslashreplace")
+
+
 def relative_name(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    return display_name(path.relative_to(root).as_posix())
+
+
+def _undecodable_name(root: Path, parts: list[str]) -> bool:
+    """True if parts (as shown by display_name) name an entry whose real name is not UTF-8."""
+    folder, bad = os.fsencode(root), False
+    for part in parts:
+        try:
+            entries = os.listdir(folder)
+        except OSError:
+            return False
+        match = next((e for e in entries if e.decode("utf-8", "backslashreplace") == part), None)
+        if match is None:
+            return False
+        try:
+            match.decode("utf-8")
+        except UnicodeDecodeError:
+            bad = True
+        folder = os.path.join(folder, match)
+    return bad
+
+
+def max_file_bytes() -> int:
+    """The per-file size limit in bytes (NEWSFLOW_MAX_FILE_BYTES, default 8 MiB; 0 = no limit)."""
+    raw = os.environ.get(MAX_FILE_BYTES_ENV, "").strip()
+    try:
+        return int(raw) if raw else DEFAULT_MAX_FILE_BYTES
+    except ValueError:
+        return DEFAULT_MAX_FILE_BYTES
+
+
+class OversizedFile(bytes):
+    """Stands in for the bytes of a file above the size limit: it holds the file's size and
+    its sha256 (computed by streaming, in bounded memory) but not its content, so the
+    manifest can still record the file — and skip it next run if it is unchanged —
+    without the content ever being held in memory. `load_bytes` quarantines it."""
+
+    def __new__(cls, size: int, sha256: str, limit: int) -> Self:
+        obj = super().__new__(cls, b"")
+        obj.size, obj.sha256, obj.limit = size, sha256, limit
+        return obj
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size > 0
+
+
+def sha256_hex(data: bytes) -> str:
+    if isinstance(data, OversizedFile):
+        return data.sha256
+    return hashlib.sha256(data).hexdigest()
 
 
 def load_bytes(data: bytes, source_file: str) -> LoadedFile:
     """Pure core of the load step: bytes -> LoadedFile (or QuarantineError)."""
+    if isinstance(data, OversizedFile):
+        raise QuarantineError(
+            source_file,
+            f"too large: {data.size:,} bytes, above the limit of {data.limit:,} bytes per file that keeps memory bounded "
+            f"(a page is usually under 100 kB) — split it into pages, or raise the limit with the environment variable "
+            f"{MAX_FILE_BYTES_ENV}=<bytes> (about 40–180 bytes of memory per byte of input)",
+        )
     text, encoding = decode_bytes(data, source_file)
-    if not text.strip():
-        raise QuarantineError(source_file, f"the file holds only whitespace ({len(data)} bytes); nothing to ingest")
+    check_page_shape(text, source_file)
     return LoadedFile(source_file=source_file, sha256=sha256_hex(data), n_bytes=len(data), encoding=encoding, text=text)
 
 
-def read_file_bytes(path: Path, source_file: str) -> bytes:
-    """Read a regular file, refusing links and non-files with a clear reason."""
+def _safe_parts(source_file: str) -> list[str]:
+    parts = source_file.split("/")
+    if source_file.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise QuarantineError(source_file, "is not a plain path inside the seeds folder; refused")
+    return parts
+
+
+def _open_beneath(root: Path, parts: list[str], source_file: str) -> int:
+    """Open root/parts... for reading without following any symbolic link below `root`
+    (each folder is opened relative to its parent with O_NOFOLLOW), and without blocking
+    on a named pipe. Returns a file descriptor."""
+    nofollow = os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        if path.is_symlink():
-            raise QuarantineError(source_file, "is a symbolic link; newsflow never follows links out of the seeds folder")
-        if not path.is_file():
-            raise QuarantineError(source_file, "is not a regular file (a directory or a device?)")
-        return path.read_bytes()
+        for folder in parts[:-1]:
+            try:
+                next_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | nofollow, dir_fd=dir_fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise QuarantineError(
+                        source_file, f"the folder {folder!r} on its path is a symbolic link or not a folder; newsflow never follows links"
+                    ) from None
+                raise
+            os.close(dir_fd)
+            dir_fd = next_fd
+        try:
+            return os.open(parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, dir_fd=dir_fd)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise QuarantineError(
+                    source_file, "is a symbolic link; newsflow never follows links (they could point out of the seeds folder) — copy the file in instead"
+                ) from None
+            raise
+    finally:
+        os.close(dir_fd)
+
+
+def _describe_mode(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def read_file_bytes(path: Path, source_file: str) -> bytes:
+    """Read a regular file under the seeds folder (`path` == seeds_dir / source_file),
+    refusing links, non-files, files above the size limit and files that change while
+    they are read, each with a clear reason."""
+    parts = _safe_parts(source_file)
+    root = Path(*path.parts[: len(path.parts) - len(parts)]) if len(path.parts) > len(parts) else Path(".")
+    try:
+        fd = _open_beneath(root, parts, source_file)
     except FileNotFoundError:
-        raise QuarantineError(source_file, "disappeared while the run was reading it (deleted or moved); it will be picked up again if it comes back") from None
+        if "\\x" in source_file and _undecodable_name(root, parts):
+            raise QuarantineError(
+                source_file, "its name is not valid UTF-8 (shown here with \\xNN escapes); rename the file with a UTF-8 name"
+            ) from None
+        raise QuarantineError(
+            source_file, "disappeared while the run was reading it (deleted or moved); it will be picked up again if it comes back"
+        ) from None
     except PermissionError:
-        raise QuarantineError(source_file, "cannot be read: permission denied") from None
+        raise QuarantineError(source_file, "cannot be read: permission denied — make it readable by the user running newsflow") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise QuarantineError(source_file, f"is not a regular file: it is {_describe_mode(info.st_mode)} — only text files are ingested")
+        checkpoint(f"read:{source_file}")
+        limit = max_file_bytes()
+        if limit and info.st_size > limit:
+            digest, size = hashlib.sha256(), 0
+            while chunk := os.read(fd, _READ_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+            return OversizedFile(size, digest.hexdigest(), limit)
+        chunks, size = [], 0
+        while chunk := os.read(fd, _READ_CHUNK):
+            chunks.append(chunk)
+            size += len(chunk)
+            if limit and size > limit:  # grew while we read: stop holding it in memory
+                raise QuarantineError(source_file, f"grew above the limit of {limit:,} bytes while the run was reading it; it will be read again next run")
+        if size != info.st_size or os.fstat(fd).st_size != size:
+            raise QuarantineError(
+                source_file,
+                f"changed while the run was reading it (size {info.st_size:,} bytes when opened, {size:,} bytes read) — "
+                "probably still being written or truncated; it will be read again on the next run",
+            )
+        return b"".join(chunks)
     except IsADirectoryError:
         raise QuarantineError(source_file, "is a directory, not a file") from None
+    finally:
+        os.close(fd)
 
 
 def load_file(path: Path, root: Path) -> LoadedFile:

@@ -100,6 +100,7 @@ def write_parquet_atomic(table: pa.Table, path: Path) -> None:
     )
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    checkpoint("parquet-written")
     os.replace(tmp, path)
 
 
@@ -203,6 +204,7 @@ def stage_update(
                 plan.deletes.append(rel_file)
             continue
         combined = combined.unique(maintain_order=True)
+        checkpoint("stage-partition")
         write_parquet_atomic(_to_arrow(spec, combined), staging_root(data_dir, run_id) / rel_file)
         plan.writes.append(rel_file)
     return plan
@@ -237,7 +239,13 @@ def commit(data_dir: Path, plan: CommitPlan) -> None:
 def _apply(data_dir: Path, root: Path) -> None:
     """Roll a committed staging folder forward. Idempotent: safe to repeat after a crash."""
     record = json.loads((root / COMMIT_FILE).read_text())
+    for rel in [*record["deletes"], *record["writes"]]:
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or not parts or parts[0] == STAGING_DIR:
+            raise ValueError(f"refusing commit record {root / COMMIT_FILE}: path {rel!r} is not a dataset file inside {data_dir}")
+    touched: set[Path] = set()
     for rel in record["deletes"]:
+        checkpoint("apply-delete")
         target = data_dir / rel
         target.unlink(missing_ok=True)
         _remove_empty_parents(target.parent, data_dir)
@@ -247,6 +255,11 @@ def _apply(data_dir: Path, root: Path) -> None:
         if staged.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staged, target)
+            touched.add(target.parent)
+    # Make the renames durable before the commit record goes away (power loss, not just kill -9).
+    for folder in sorted(touched):
+        _fsync_dir(folder)
+    checkpoint("apply-cleanup")
     shutil.rmtree(root)
 
 

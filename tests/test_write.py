@@ -114,3 +114,17 @@ def test_same_rows_give_the_same_bytes(tmp_path: Path) -> None:
 def test_empty_plan_commits_nothing(tmp_path: Path) -> None:
     commit(tmp_path, CommitPlan("nothing"))
     assert read_dataset(tmp_path, ARTICLES).height == 0
+
+
+def test_a_forged_commit_record_cannot_touch_files_outside_the_datasets(tmp_path: Path) -> None:
+    import pytest
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    data = tmp_path / "data"
+    root = staging_root(data, "forged")
+    root.mkdir(parents=True)
+    (root / COMMIT_FILE).write_text(json.dumps({"run_id": "forged", "writes": [], "deletes": ["../victim.txt"]}))
+    with pytest.raises(ValueError, match="not a dataset file"):
+        recover(data)
+    assert victim.read_text() == "precious"

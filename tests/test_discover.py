@@ -1,0 +1,96 @@
+"""flows/discover.py: which files a run looks at; globs can never reach outside the seeds folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flows.discover import (
+    UnsafeGlob,
+    discover_files,
+    glob_to_regex,
+    plan_batches,
+    validate_glob,
+)
+
+
+@pytest.mark.parametrize(
+    "glob",
+    [
+        "../../etc/*",
+        "..",
+        "../*.txt",
+        "sub/../../x.txt",
+        "**/../*",
+        "..\\secret.txt",
+        "/etc/passwd",
+        "\\\\server\\share\\*.txt",
+        "~/notes/*.txt",
+        "C:/Windows/*.txt",
+        "c:relative.txt",
+        "",
+        "   ",
+        "a\x00b.txt",
+        "a\nb.txt",
+    ],
+)
+def test_unsafe_globs_are_refused_with_a_reason(glob: str) -> None:
+    with pytest.raises(UnsafeGlob) as info:
+        validate_glob(glob)
+    assert "glob" in str(info.value)
+
+
+@pytest.mark.parametrize("glob", ["**/*.txt", "2024/*.txt", "*.txt", "a..b/*.txt", "**/..x.txt"])
+def test_ordinary_globs_are_accepted(glob: str) -> None:
+    validate_glob(glob)
+    glob_to_regex(glob)
+
+
+def _tree(tmp_path: Path) -> tuple[Path, Path]:
+    seeds, outside = tmp_path / "seeds", tmp_path / "outside"
+    (seeds / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "secret.txt").write_text("secret")
+    (seeds / "a.txt").write_text("a")
+    (seeds / "sub" / "b.txt").write_text("b")
+    (seeds / ".hidden.txt").write_text("h")
+    (seeds / "c.txt.part").write_text("p")
+    (seeds / "escape").symlink_to(outside, target_is_directory=True)
+    (seeds / "escape.txt").symlink_to(outside, target_is_directory=True)
+    (seeds / "link.txt").symlink_to(outside / "secret.txt")
+    (seeds / "dir.txt").mkdir()
+    return seeds, outside
+
+
+def test_symlinked_folders_are_never_entered_and_links_are_reported_not_followed(tmp_path: Path) -> None:
+    seeds, _ = _tree(tmp_path)
+    names = [f.source_file for f in discover_files(seeds, "**/*.txt")]
+    assert names == ["a.txt", "dir.txt", "escape.txt", "link.txt", "sub/b.txt"]
+    assert not any("secret" in n for n in names)
+    # even a glob naming the linked folder finds nothing through it
+    assert discover_files(seeds, "escape/*.txt") == []
+    assert discover_files(seeds, "**") and all("secret" not in f.source_file for f in discover_files(seeds, "**"))
+
+
+def test_sizes_are_of_the_entry_itself_not_a_link_target(tmp_path: Path) -> None:
+    seeds, _ = _tree(tmp_path)
+    sizes = {f.source_file: f.n_bytes for f in discover_files(seeds)}
+    assert sizes["a.txt"] == 1
+    assert sizes["link.txt"] == os.lstat(seeds / "link.txt").st_size
+
+
+def test_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    with open(os.path.join(os.fsencode(seeds), b"bad\xff.txt"), "wb") as fh:
+        fh.write(b"x")
+    assert [f.source_file for f in discover_files(seeds)] == ["bad\\xff.txt"]
+
+
+def test_batches_group_by_bytes_and_a_big_file_is_alone() -> None:
+    from flows.discover import DiscoveredFile
+
+    files = [DiscoveredFile("a", 5), DiscoveredFile("b", 5), DiscoveredFile("big", 100), DiscoveredFile("c", 1)]
+    assert [[f.source_file for f in b] for b in plan_batches(files, 10)] == [["a", "b"], ["big"], ["c"]]

@@ -1,0 +1,63 @@
+"""flows/lock.py: one writer per data folder; the lock dies with its holder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.lock import LOCK_FILE, DataDirBusy, data_dir_lock
+
+
+def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
+    with data_dir_lock(tmp_path), pytest.raises(DataDirBusy) as info, data_dir_lock(tmp_path, wait_seconds=0):
+        pass
+    assert f"pid {os.getpid()}" in str(info.value)
+    assert "this run did nothing" in str(info.value)
+
+
+def test_waiting_gives_up_after_the_deadline(tmp_path: Path) -> None:
+    with data_dir_lock(tmp_path):
+        started = time.monotonic()
+        with pytest.raises(DataDirBusy), data_dir_lock(tmp_path, wait_seconds=0.5):
+            pass
+        assert 0.5 <= time.monotonic() - started < 5
+
+
+def test_the_lock_is_free_again_after_release(tmp_path: Path) -> None:
+    with data_dir_lock(tmp_path):
+        pass
+    with data_dir_lock(tmp_path, wait_seconds=0):
+        pass
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
+    code = f"from pathlib import Path; from flows.lock import data_dir_lock\nwith data_dir_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True)\n    import time; time.sleep(60)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "held"
+        with pytest.raises(DataDirBusy), data_dir_lock(tmp_path):
+            pass
+        child.kill()
+        child.wait(timeout=10)
+        with data_dir_lock(tmp_path, wait_seconds=0):  # the kernel released it
+            pass
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+
+
+def test_a_planted_symlink_lock_file_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / LOCK_FILE).symlink_to(victim)
+    with pytest.raises(OSError), data_dir_lock(data):
+        pass
+    assert victim.read_text() == "precious"
