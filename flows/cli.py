@@ -24,10 +24,21 @@ def run(
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every dataset from scratch."),
     threshold: float = typer.Option(0.8, "--near-duplicate-threshold", min=0.0, max=1.0, help="Jaccard similarity above which two articles are near-duplicates."),
     lock_wait: float = typer.Option(0.0, "--lock-wait", min=0.0, help="Seconds to wait if another run holds the data folder."),
+    workers: int = typer.Option(0, min=0, help="Processes for batch work (0 = one per core)."),
+    batch_mb: float = typer.Option(8.0, "--batch-mb", min=0.001, help="Megabytes of input per batch (one Prefect task each)."),
+    runner: str = typer.Option("local", help="local, or dask (needs PREFECT_API_URL: a real Prefect server)."),
+    dask_address: str = typer.Option("", help="Dask scheduler, e.g. tcp://host:8786 (empty: a LocalCluster)."),
 ) -> None:
     """Run the ingest flow once over SEEDS and print a summary."""
+    from flows.discover import UnsafeGlob, validate_glob
     from flows.ingest import ingest
     from flows.lock import DataDirBusy
+
+    try:
+        validate_glob(glob)
+    except UnsafeGlob as exc:
+        typer.echo(f"newsflow: {exc}", err=True)
+        raise typer.Exit(2) from None
 
     try:
         summary = ingest(
@@ -37,6 +48,10 @@ def run(
             full_refresh=full_refresh,
             near_duplicate_threshold=threshold,
             lock_wait_seconds=lock_wait,
+            workers=workers,
+            batch_bytes=max(1, int(batch_mb * 1024 * 1024)),
+            runner=runner,
+            dask_address=dask_address or None,
         )
     except DataDirBusy as exc:
         typer.echo(f"newsflow: {exc}", err=True)

@@ -426,6 +426,14 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def _balanced_batch_bytes(files: list[DiscoveredFile], batch_bytes: int, workers: int) -> int:
+    """Smaller batches for small runs, so that every core gets work (at least 4 batches a
+    core when the input allows), not below 1 MiB (a task's overhead), never above batch_bytes."""
+    total = sum(f.n_bytes for f in files)
+    cores = workers or os.cpu_count() or 1
+    return min(batch_bytes, max(1 << 20, total // (4 * cores)))
+
+
 def _collect_with_progress(futures: list, total_bytes: int) -> list[BatchResult]:
     """Batch results in batch order, while a progress artifact in the UI says how far the
     run is (by bytes of input done) — useful on long backfills."""
@@ -498,7 +506,7 @@ def ingest(
             logger.warning("storage recovery: %s", line)
         known = {} if full_refresh else _known_hashes(data)
         selected = select_files(seeds, glob, files, since)
-        batches = plan_batches(selected, batch_bytes)
+        batches = plan_batches(selected, _balanced_batch_bytes(selected, batch_bytes, workers))
         logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(selected), sum(f.n_bytes for f in selected), seeds, len(batches))
         names = [[f.source_file for f in batch] for batch in batches]
         if runner == "dask":

@@ -19,6 +19,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -51,6 +52,7 @@ _NEWLINES = re.compile(r"\r\n|[\r\u2028\u2029\x85]")
 # a run of 2+ whitespace chars, or one that is not a plain space (NBSP, U+3000, tab...);
 # plain single spaces are left alone, which keeps the substitution cheap
 _INLINE_WS = re.compile(r"[^\S\n]{2,}|[^\S \n]")
+_OTHER_BLANK = re.compile(r"[^\S \n]")
 _BLANK_LINES = re.compile(r"\n{2,}")
 _WORD = re.compile(r"\w+")
 
@@ -58,8 +60,16 @@ _WORD = re.compile(r"\w+")
 def normalize_text(text: str) -> str:
     """NFC; CRLF/CR/U+2028 -> LF; every other unicode space run -> one ' '; lines stripped;
     paragraphs (runs of non-blank lines) separated by exactly one blank line."""
-    text = _NEWLINES.sub("\n", unicodedata.normalize("NFC", text)).replace("\ufeff", "")
-    lines = (_INLINE_WS.sub(" ", line).strip() for line in text.split("\n"))
+    if not text.isascii():
+        text = unicodedata.normalize("NFC", text)
+    if "\r" in text or not text.isascii():
+        text = _NEWLINES.sub("\n", text).replace("\ufeff", "")
+    # _INLINE_WS never matches "\n", so one pass over the whole text == one pass per line.
+    # It can only match where there is a double space or a non-space blank (\t, NBSP...):
+    # both checks scan at C speed (measured 6 MB/s for the sub vs ~50 MB/s for the checks).
+    if "  " in text or _OTHER_BLANK.search(text):
+        text = _INLINE_WS.sub(" ", text)
+    lines = (line.strip() for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
 
 
@@ -124,7 +134,8 @@ def _shingle_hashes_batch(texts: Sequence[str], k: int = SHINGLE_K) -> tuple[np.
     tokens = [_words(t) for t in texts]
     lens = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
     total = int(lens.sum())
-    w = np.fromiter((_WORD_HASHES[x] for ws in tokens for x in ws), dtype=_U64, count=total)
+    # map over a bound method: no generator frame per word (the lookup is ~20 % of MinHash)
+    w = np.fromiter(map(_WORD_HASHES.__getitem__, chain.from_iterable(tokens)), dtype=_U64, count=total)
     ends = np.cumsum(lens)
     counts = np.where(lens >= k, lens - k + 1, np.minimum(lens, 1))
     parts: list[np.ndarray] = []

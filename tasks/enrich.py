@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -75,6 +75,13 @@ def split_title_and_tags(title_line: str) -> tuple[str, list[str]]:
     Whitespace (incl. no-break spaces) is collapsed; empty tags dropped; tags deduplicated
     in order. A line without a pipe is all title.
     """
+    title, tags = _split_title_and_tags(title_line)
+    return title, list(tags)
+
+
+@lru_cache(maxsize=65536)  # title lines repeat (page headers, reused related articles)
+def _split_title_and_tags(title_line: str) -> tuple[str, tuple[str, ...]]:
+    """Cached core of split_title_and_tags (tags as a tuple: a cached value must not be mutable)."""
     line = _SPACES.sub(" ", title_line or "").strip()
     segments = [s.strip() for s in _PIPE.split(line)]
     n_title = len(segments)
@@ -88,7 +95,7 @@ def split_title_and_tags(title_line: str) -> tuple[str, list[str]]:
             tail = title[ends[-1].end() :]
             if tail[:1].isupper() and len(tail.split()) <= _MAX_GLUED_WORDS and _looks_like_tag(tail):
                 title, tags = title[: ends[-1].end()].rstrip(), [tail, *tags]
-    return title, list(dict.fromkeys(t for t in tags if t))
+    return title, tuple(dict.fromkeys(t for t in tags if t))
 
 
 # ---------------------------------------------------------------- release time
@@ -435,6 +442,7 @@ def extract_keywords(title: str, body: str, k: int = 10) -> list[str]:
 # ---------------------------------------------------------------- pinyin
 
 
+@lru_cache(maxsize=65536)  # spans repeat (quotes, names): ~0.4 s of a 12 s 8 MB batch uncached
 def span_pinyin(span_text: str) -> str:
     """Pinyin with tone marks, one syllable per Han character, separated by spaces; runs of
     other characters are kept as they are; whitespace collapsed. 陈吉宁 -> "chén jí níng"."""

@@ -9,6 +9,7 @@ files (the unit of a Prefect task), then deduplicates and writes globally.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -156,6 +157,22 @@ def signature_texts(articles: pl.DataFrame) -> list[str]:
     ]
 
 
+def _signature_words_texts(articles: pl.DataFrame) -> list[str]:
+    """Texts with exactly the \\w+ tokens of `signature_texts` (what MinHash reads), minus the
+    whitespace work: normalize_text only changes whitespace (never a \\w char), drops BOMs
+    and applies NFC; MinHash applies NFC again and ignores whitespace. Measured 0.9 s of a
+    12 s 8 MB batch for the full normalization."""
+    out = []
+    for title, body in articles.select(C.title, C.body).iter_rows():
+        text = f"{title}\n\n{body}"
+        if not text.isascii():
+            text = unicodedata.normalize("NFC", text)
+            if "\ufeff" in text:
+                text = text.replace("\ufeff", "")
+        out.append(text)
+    return out
+
+
 def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> BatchFrames:
     """Enrich the batch's unique articles and sign them; `timings` (step -> seconds) is added to."""
     timings = timings if timings is not None else {}
@@ -174,9 +191,9 @@ def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> Ba
     signatures = dedupe.signatures_frame(
         articles.get_column(C.article_id).to_list(),
         articles.get_column(C.published_at).to_list(),
-        signature_texts(articles),
+        _signature_words_texts(articles),
     )
-    timings["dedup"] = timings.get("dedup", 0.0) + time.perf_counter() - signed
+    timings["minhash"] = timings.get("minhash", 0.0) + time.perf_counter() - signed
     return BatchFrames(
         articles=articles,  # type: ignore[arg-type]
         occurrences=rows.occurrences.frame(),

@@ -77,7 +77,8 @@ def _lines(text: str) -> list[_Line]:
             lead = len(raw) - len(raw.lstrip())
             start = pos + lead
             end = start + len(stripped)
-            lines.append(_Line(start, end, _WHITESPACE.sub(" ", stripped)))
+            # " ".join(split()) == _WHITESPACE.sub(" ", ...) here: both use str.isspace's table
+            lines.append(_Line(start, end, " ".join(stripped.split())))
         else:
             lines.append(_Line(pos, pos, ""))
         pos += len(raw)
@@ -100,14 +101,24 @@ def split_sentences(text: str, start: int, end: int) -> tuple[Sentence, ...]:
     for match in _SENTENCE_END.finditer(text, start, end):
         cut = match.end()
         if match.group()[0] == ".":
-            word = _LAST_WORD.search(text, cursor, match.start())
-            token = word.group(1).lower().strip("\"'“‘(") if word else ""
+            token = _last_word(text, cursor, match.start()).lower().strip("\"'“‘(")
             if token in _ABBREVIATIONS or (len(token) == 1 and token.isalpha()) or (token.isdigit() and len(token) <= 2):
                 continue
         _append_trimmed(text, cursor, cut, sentences)
         cursor = cut
     _append_trimmed(text, cursor, end, sentences)
     return tuple(sentences)
+
+
+def _last_word(text: str, lo: int, hi: int) -> str:
+    """What `_LAST_WORD.search(text, lo, hi)` finds, without rescanning text[lo:hi] at every
+    position: the run of non-blanks ending at hi -- or before a newline at hi - 1, where `$`
+    also matches ("" when there is none). Same isspace table as \\S."""
+    end = hi - 1 if hi > lo and text[hi - 1] == "\n" else hi
+    i = end
+    while i > lo and not text[i - 1].isspace():
+        i -= 1
+    return text[i:end]
 
 
 def _append_trimmed(text: str, start: int, end: int, out: list[Sentence]) -> None:

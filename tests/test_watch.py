@@ -8,7 +8,14 @@ from pathlib import Path
 
 from watchfiles import Change
 
-from flows.watch import EVENT_CREATED, EVENT_MODIFIED, SeedEvent, SeedFilter, events_for, start_watcher
+from flows.watch import (
+    EVENT_CREATED,
+    EVENT_MODIFIED,
+    SeedEvent,
+    SeedFilter,
+    events_for,
+    start_watcher,
+)
 
 
 def test_filter_ignores_hidden_partial_and_temporary_files(tmp_path: Path) -> None:
