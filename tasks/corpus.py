@@ -40,7 +40,6 @@ import hashlib
 import json
 import random
 import re
-import unicodedata
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -48,6 +47,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from tasks.dedupe import jaccard, shingles
 
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 TRUTH_DIR = "truth"
@@ -178,17 +179,8 @@ def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
 # ------------------------------------------------------------------ shingles (verification)
 
 
-def shingle_set(text: str, k: int = 5) -> set[str]:
-    """Word k-shingles as newsflow defines them (README): lowercased NFC \\w+ words."""
-    words = _WORD.findall(unicodedata.normalize("NFC", text).lower())
-    if len(words) < k:
-        return {" ".join(words)} if words else set()
-    return {" ".join(words[i : i + k]) for i in range(len(words) - k + 1)}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    union = len(a | b)
-    return len(a & b) / union if union else 0.0
+# newsflow's own definitions, so the ground truth agrees with what the pipeline measures
+shingle_set = shingles
 
 
 # ------------------------------------------------------------------ article model

@@ -62,6 +62,23 @@ class BatchRows:
     candidates: dict[str, list] = field(default_factory=lambda: defaultdict(list))
 
 
+def add_segment(
+    rows: BatchRows, text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list
+) -> None:
+    """One paragraph or sentence row; its language from the spans inside it."""
+    rows.segments.add(
+        article_id=aid,
+        source_file=source,
+        level=level,
+        paragraph_index=p_index,
+        sentence_index=s_index,
+        text=text[start:end],
+        lang=langtag.paragraph_language(text, spans, start, end),
+        char_start=start,
+        char_end=end,
+    )
+
+
 def page_rows(loaded: LoadedFile, articles: list[Article], rows: BatchRows) -> None:
     """Append one page's rows (occurrences, segments, spans, article candidates) to `rows`."""
     text, source = loaded.text, loaded.source_file
@@ -82,30 +99,10 @@ def page_rows(loaded: LoadedFile, articles: list[Article], rows: BatchRows) -> N
         for p_index, paragraph in enumerate(article.paragraphs):
             spans = langtag.tag_spans(text, paragraph.char_start, paragraph.char_end)
             untranslated += sum(s.char_end - s.char_start for s in spans)
-            rows.segments.add(
-                article_id=aid,
-                source_file=source,
-                level=LEVEL_PARAGRAPH,
-                paragraph_index=p_index,
-                sentence_index=None,
-                text=text[paragraph.char_start : paragraph.char_end],
-                lang=langtag.paragraph_language(text, spans, paragraph.char_start, paragraph.char_end),
-                char_start=paragraph.char_start,
-                char_end=paragraph.char_end,
-            )
+            add_segment(rows, text, aid, source, LEVEL_PARAGRAPH, p_index, None, paragraph.char_start, paragraph.char_end, spans)
             for s_index, sentence in enumerate(paragraph.sentences):
                 inside = [s for s in spans if s.char_start < sentence.char_end and s.char_end > sentence.char_start]
-                rows.segments.add(
-                    article_id=aid,
-                    source_file=source,
-                    level=LEVEL_SENTENCE,
-                    paragraph_index=p_index,
-                    sentence_index=s_index,
-                    text=text[sentence.char_start : sentence.char_end],
-                    lang=langtag.paragraph_language(text, inside, sentence.char_start, sentence.char_end),
-                    char_start=sentence.char_start,
-                    char_end=sentence.char_end,
-                )
+                add_segment(rows, text, aid, source, LEVEL_SENTENCE, p_index, s_index, sentence.char_start, sentence.char_end, inside)
             for span in spans:
                 rows.spans.add(
                     span_id=langtag.span_id(source, span.char_start, span.char_end),
