@@ -521,6 +521,11 @@ def ingest(
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
     logger.info(
+        "seconds per step (summed over batches): %s; wall %.1f s",
+        ", ".join(f"{step} {seconds:.2f}" for step, seconds in summary.step_seconds.items()),
+        summary.wall_seconds,
+    )
+    logger.info(
         "ingest done: %d files (%d processed, %d unchanged, %d quarantined), %d new articles, %d near-duplicates, %d spans",
         summary.files_seen,
         summary.files_processed,
