@@ -183,7 +183,9 @@ def stage_update(
     else:
         touched = set(new_by_part)
         if delete_where is not None and existing_parts:
-            hit = read_dataset(data_dir, spec).filter(delete_where)
+            # only the predicate's columns and the partition keys: not every row's text
+            needed = sorted(set(delete_where.meta.root_names()) | set(keys))
+            hit = read_dataset(data_dir, spec, needed).filter(delete_where)
             if keys:
                 touched |= {key_of(tuple(r)) for r in hit.select(keys).unique().iter_rows()}
             elif hit.height:
