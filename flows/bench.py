@@ -461,23 +461,26 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         deduplicate,
         stage_and_commit,
     )
-    from tasks.pipeline import UNCHANGED, process_files
+    from tasks.pipeline import UNCHANGED, Spill, process_files
+    from tasks.write import spill_root
 
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
     t = time.perf_counter()
+    run_id = str(uuid.uuid4())
+    spill = str(spill_root(data, run_id).absolute())
     batches = plan_batches(discover_files(seeds), DEFAULT_BATCH_BYTES)
     n = min(os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
     lists = [[f.source_file for f in b] for b in batches]
+    spills = [Spill(spill, i) for i in range(len(lists))]
     if n > 1:
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(process_files, [seeds] * len(lists), lists, [{}] * len(lists)))
+            results = list(pool.map(process_files, [seeds] * len(lists), lists, [{}] * len(lists), spills))
     else:
-        results = [process_files(seeds, files, {}) for files in lists]
+        results = [process_files(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
     outcomes = [o for r in results for o in r.outcomes]
     replaced = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
-    rows = RunRows.gather(results)
-    run_id = str(uuid.uuid4())
+    rows = RunRows.gather(spill_root(data, run_id))
     dedup = deduplicate(data, rows, replaced, True, 0.8)
     stage_and_commit(data, run_id, rows, dedup, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True)
     return {"seconds": time.perf_counter() - t}

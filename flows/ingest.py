@@ -47,12 +47,20 @@ from flows.discover import (
 from flows.lock import DataDirBusy, data_dir_lock
 from tasks import dedupe
 from tasks.killpoints import checkpoint
-from tasks.pipeline import UNCHANGED, BatchResult, FileOutcome, process_files, timed
-from tasks.rows import signature_texts, unique_articles
+from tasks.pipeline import (
+    UNCHANGED,
+    BatchResult,
+    FileOutcome,
+    Spill,
+    process_files,
+    timed,
+)
+from tasks.rows import signature_texts
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
     FILES,
+    KIND_MAIN,
     MINHASH_INDEX,
     OCCURRENCES,
     SEGMENTS,
@@ -60,8 +68,17 @@ from tasks.schema import (
     STATUS_PROCESSED,
     STATUS_QUARANTINED,
     C,
+    DatasetSpec,
 )
-from tasks.write import CommitPlan, commit, read_dataset, recover, stage_update
+from tasks.write import (
+    CommitPlan,
+    SpilledRows,
+    commit,
+    read_dataset,
+    recover,
+    spill_root,
+    stage_update,
+)
 
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
 
@@ -87,11 +104,11 @@ def compute_pool(workers: int) -> ProcessPoolExecutor:
 # Tasks take big frames and file lists: hashing them for a cache key would cost more than
 # the work, and a re-run must re-read the files anyway, so no task is cached.
 @task(name="process-batch", retries=0, cache_policy=NO_CACHE)
-def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str], workers: int = 1) -> BatchResult:
+def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str], spill: Spill, workers: int = 1) -> BatchResult:
     if workers > 1:
-        result = compute_pool(workers).submit(process_files, Path(seeds_dir), source_files, known_sha).result()
+        result = compute_pool(workers).submit(process_files, Path(seeds_dir), source_files, known_sha, spill).result()
     else:
-        result = process_files(Path(seeds_dir), source_files, known_sha)
+        result = process_files(Path(seeds_dir), source_files, known_sha, spill)
     get_run_logger().info(
         "batch of %d files: %d processed, %d quarantined, %d unchanged",
         len(source_files),
@@ -103,10 +120,13 @@ def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, 
 
 
 @flow(name="ingest-batches", flow_run_name="ingest-batches-{n_batches}", log_prints=True)
-def process_batches_distributed(seeds_dir: str, batches: list[list[str]], known_sha: dict[str, str], n_batches: int) -> list[BatchResult]:
+def process_batches_distributed(
+    seeds_dir: str, batches: list[list[str]], known_sha: dict[str, str], spill_root: str, n_batches: int
+) -> list[BatchResult]:
     """The per-batch work as Prefect tasks on whatever task runner this subflow is given
-    (a DaskTaskRunner for `runner="dask"`); results come back in batch order."""
-    futures = [process_batch.submit(seeds_dir, batch, known_sha, 1) for batch in batches]
+    (a DaskTaskRunner for `runner="dask"`); results come back in batch order. Workers spill
+    their rows under `spill_root` (inside data/), so every worker must see data/."""
+    futures = [process_batch.submit(seeds_dir, batch, known_sha, Spill(spill_root, i), 1) for i, batch in enumerate(batches)]
     return [f.result() for f in futures]
 
 
@@ -130,6 +150,13 @@ def require_real_server_for_dask() -> None:
             "runner='dask' needs a Prefect server that the Dask workers can reach: start one "
             "(`make serve`, or `prefect server start`) and set PREFECT_API_URL, e.g. http://127.0.0.1:4200/api"
         )
+
+
+def release_pool() -> None:
+    global _POOL, _POOL_WORKERS
+    if _POOL is not None:
+        _POOL.shutdown()
+        _POOL, _POOL_WORKERS = None, 0
 
 
 @dataclass
@@ -182,12 +209,60 @@ def _manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> p
     return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
 
 
-def _texts_loader(data_dir: Path, batch_articles: pl.DataFrame):
+@dataclass
+class RunRows:
+    """This run's rows, as the batches spilled them under `root`: read lazily and one
+    partition at a time. `winners` holds one (article_id, batch) per article of the run:
+    a `main` occurrence wins over `related` (it carries the date), then batch order."""
+
+    root: Path
+    winners: pl.DataFrame
+
+    @classmethod
+    def gather(cls, root: Path) -> RunRows:
+        keys = SpilledRows(root, ARTICLES).scan().select(C.article_id, C.kind, C.batch, C.row)
+        winners = (
+            keys.sort(pl.col(C.kind) != KIND_MAIN, C.batch, C.row)
+            .unique(C.article_id, keep="first", maintain_order=True)
+            .select(C.article_id, C.batch)
+            .collect()
+        )
+        return cls(root, winners)
+
+    def rows(self, spec: DatasetSpec) -> SpilledRows:
+        return SpilledRows(self.root, spec)
+
+    def articles(self, keep: pl.DataFrame | None = None) -> SpilledRows:
+        """Winning article rows (of `keep`, a subset of `winners`, when given)."""
+        chosen = (self.winners if keep is None else keep).lazy()
+        return SpilledRows(self.root, ARTICLES, lambda f: f.join(chosen, on=[C.article_id, C.batch], how="semi"))
+
+    def signatures(self, keep: pl.DataFrame | None = None) -> pl.DataFrame:
+        chosen = (self.winners if keep is None else keep).lazy()
+        return (
+            SpilledRows(self.root, MINHASH_INDEX).scan()
+            .join(chosen, on=[C.article_id, C.batch], how="semi")
+            .select([f.name for f in MINHASH_INDEX.schema])
+            .collect()
+        )
+
+    def count(self, spec: DatasetSpec) -> int:
+        return self.rows(spec).scan().select(pl.len()).collect().item()
+
+    def occurrence_ids(self) -> set[str]:
+        return set(self.rows(OCCURRENCES).scan().select(C.article_id).unique().collect().to_series().to_list())
+
+    def spans_by_lang(self) -> dict[str, int]:
+        counts = self.rows(SPANS).scan().group_by(C.lang).len().sort(C.lang).collect()
+        return dict(counts.iter_rows())
+
+
+def _texts_loader(data_dir: Path, rows: RunRows):
     """Near-dup verification needs the text of candidate articles only: from this run's
-    batch when new, otherwise from the articles dataset."""
+    spilled rows when new, otherwise from the articles dataset."""
 
     def load(ids: list[str]) -> dict[str, str]:
-        fresh = batch_articles.filter(pl.col(C.article_id).is_in(ids))
+        fresh = rows.articles().scan().filter(pl.col(C.article_id).is_in(ids)).select(C.article_id, C.title, C.body).collect()
         found = dict(zip(fresh.get_column(C.article_id).to_list(), signature_texts(fresh), strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
@@ -199,34 +274,26 @@ def _texts_loader(data_dir: Path, batch_articles: pl.DataFrame):
 
 
 @dataclass
-class RunRows:
-    """This run's rows from every batch, before comparing with what data/ holds."""
-
-    articles: pl.DataFrame
-    occurrences: pl.DataFrame
-    segments: pl.DataFrame
-    spans: pl.DataFrame
-    signatures: pl.DataFrame
-
-    @classmethod
-    def gather(cls, results: list[BatchResult]) -> RunRows:
-        frames = [r.frames for r in results if r.frames is not None]
-        return cls(
-            articles=unique_articles(_concat([f.articles for f in frames], ARTICLES)),
-            occurrences=_concat([f.occurrences for f in frames], OCCURRENCES),
-            segments=_concat([f.segments for f in frames], SEGMENTS),
-            spans=_concat([f.spans for f in frames], SPANS),
-            signatures=_concat([f.signatures for f in frames], MINHASH_INDEX).unique(C.article_id, keep="first", maintain_order=True),
-        )
-
-
-@dataclass
 class DedupResult:
-    new_articles: pl.DataFrame
+    new_articles: SpilledRows  # this run's articles that data/ does not hold yet
+    n_new_articles: int
     new_signatures: pl.DataFrame
     orphaned: list[str]  # articles whose every occurrence was replaced
     articles_total: int
     duplicates: pl.DataFrame
+
+
+def resign_missing(data: Path, index: pl.DataFrame, article_ids: set[str]) -> pl.DataFrame:
+    """Signatures for stored articles the index lacks (a new signature scheme, a lost index
+    folder): near-duplicate search must see every article ever ingested."""
+    missing = article_ids - set(index.get_column(C.article_id).to_list())
+    if not missing:
+        return pl.from_arrow(MINHASH_INDEX.schema.empty_table())  # type: ignore[return-value]
+    stored = read_dataset(data, ARTICLES, [C.article_id, C.published_at, C.title, C.body])
+    stored = stored.filter(pl.col(C.article_id).is_in(list(missing))).sort(C.article_id)
+    get_run_logger().warning("re-signing %d stored articles missing from %s", stored.height, MINHASH_INDEX.name)
+    signed = dedupe.signatures_frame(stored[C.article_id].to_list(), stored[C.published_at], signature_texts(stored))
+    return pl.from_arrow(signed.to_arrow().cast(MINHASH_INDEX.schema))  # type: ignore[return-value]
 
 
 def deduplicate(data: Path, rows: RunRows, replaced_files: list[str], full_refresh: bool, threshold: float) -> DedupResult:
@@ -240,15 +307,15 @@ def deduplicate(data: Path, rows: RunRows, replaced_files: list[str], full_refre
         kept_ids = set(occ.filter(~pl.col(C.source_file).is_in(replaced_files)).get_column(C.article_id).to_list())
         existing_ids = set(read_dataset(data, ARTICLES, [C.article_id]).get_column(C.article_id).to_list())
         old_index = read_dataset(data, MINHASH_INDEX)
-    live_ids = kept_ids | set(rows.occurrences.get_column(C.article_id).to_list())
+    live_ids = kept_ids | rows.occurrence_ids()
     orphaned = sorted(existing_ids - live_ids)
-    is_new = ~pl.col(C.article_id).is_in(list(existing_ids))
-    new_articles = rows.articles.filter(is_new)
-    new_signatures = rows.signatures.filter(is_new)
+    new_ids = rows.winners.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
+    new_signatures = pl.concat([rows.signatures(new_ids), resign_missing(data, old_index, existing_ids - set(orphaned))])
     # The index persists under data/_index: a file arriving next month meets everything before it.
     index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures], how="vertical")
-    duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, rows.articles), threshold=threshold)
-    return DedupResult(new_articles, new_signatures, orphaned, len(existing_ids - set(orphaned)) + new_articles.height, duplicates)
+    duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, rows), threshold=threshold)
+    total = len(existing_ids - set(orphaned)) + new_ids.height
+    return DedupResult(rows.articles(new_ids), new_ids.height, new_signatures, orphaned, total, duplicates)
 
 
 def stage_and_commit(
@@ -261,16 +328,16 @@ def stage_and_commit(
     updates = (
         (ARTICLES, dedup.new_articles, gone),
         (MINHASH_INDEX, dedup.new_signatures, gone),
-        (OCCURRENCES, rows.occurrences, replaced),
-        (SEGMENTS, rows.segments, replaced),
-        (SPANS, rows.spans, replaced),
+        (OCCURRENCES, rows.rows(OCCURRENCES), replaced),
+        (SEGMENTS, rows.rows(SEGMENTS), replaced),
+        (SPANS, rows.rows(SPANS), replaced),
         (DUPLICATES, dedup.duplicates, None),  # recomputed whole from the index every run
         (FILES, manifest, replaced),
     )
-    for spec, frame, delete_where in updates:
+    for spec, new_rows, delete_where in updates:
         checkpoint(f"stage:{spec.name}")
         replace_all = full_refresh or spec is DUPLICATES
-        plan.extend(stage_update(data, run_id, spec, frame, delete_where=delete_where, replace_all=replace_all))
+        plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=replace_all))
     checkpoint("commit")
     commit(data, plan)
     return plan
@@ -292,9 +359,12 @@ def deduplicate_and_commit(
             summary.step_seconds[step] = summary.step_seconds.get(step, 0.0) + seconds
     outcomes = [o for r in results for o in r.outcomes]
     replaced_files = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
-    rows = RunRows.gather(results)
+    rows = RunRows.gather(spill_root(data, run_id))
     with timed(summary.step_seconds, "dedup"):
         dedup = deduplicate(data, rows, replaced_files, full_refresh, near_duplicate_threshold)
+    # counted from the spilled rows, which the commit removes
+    summary.occurrences = rows.count(OCCURRENCES)
+    summary.spans_by_lang = rows.spans_by_lang()
     with timed(summary.step_seconds, "write"):
         manifest = _manifest_rows(outcomes, run_id, datetime.now(UTC))
         plan = stage_and_commit(data, run_id, rows, dedup, manifest, replaced_files, full_refresh)
@@ -305,14 +375,12 @@ def deduplicate_and_commit(
     summary.files_quarantined = sum(o.status == STATUS_QUARANTINED for o in outcomes)
     summary.files_unchanged = sum(o.status == UNCHANGED for o in outcomes)
     summary.quarantined = {o.source_file: o.reason or "" for o in outcomes if o.status == STATUS_QUARANTINED}
-    summary.occurrences = rows.occurrences.height
-    summary.articles_in_run = rows.articles.height
-    summary.articles_new = dedup.new_articles.height
-    summary.articles_already_seen = rows.articles.height - dedup.new_articles.height
+    summary.articles_in_run = rows.winners.height
+    summary.articles_new = dedup.n_new_articles
+    summary.articles_already_seen = rows.winners.height - dedup.n_new_articles
     summary.articles_total = dedup.articles_total
     summary.near_duplicates = dedup.duplicates.height
-    summary.spans = rows.spans.height
-    summary.spans_by_lang = dict(sorted(rows.spans.group_by(C.lang).len().iter_rows())) if rows.spans.height else {}
+    summary.spans = sum(summary.spans_by_lang.values())
     summary._outcomes = outcomes  # type: ignore[attr-defined]  # for the artifact, not serialized
     return summary
 
@@ -509,13 +577,15 @@ def ingest(
         batches = plan_batches(selected, _balanced_batch_bytes(selected, batch_bytes, workers))
         logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(selected), sum(f.n_bytes for f in selected), seeds, len(batches))
         names = [[f.source_file for f in batch] for batch in batches]
+        spill = str(spill_root(data, run_id).absolute())
         if runner == "dask":
             distributed = process_batches_distributed.with_options(task_runner=dask_task_runner(dask_address, workers))
-            results = distributed(str(seeds), names, known, len(names))
+            results = distributed(str(seeds), names, known, spill, len(names))
         else:
             n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
-            futures = [process_batch.submit(str(seeds), batch, known, n_workers) for batch in names]
+            futures = [process_batch.submit(str(seeds), batch, known, Spill(spill, i), n_workers) for i, batch in enumerate(names)]
             results = _collect_with_progress(futures, sum(f.n_bytes for f in selected))
+            release_pool()  # idle workers would keep their memory through the global steps
         summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)

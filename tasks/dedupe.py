@@ -19,7 +19,6 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
-from itertools import chain
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -28,16 +27,16 @@ import polars as pl
 from tasks.schema import DUPLICATES, METHOD_MINHASH, MINHASH_INDEX, TIMEZONE, C
 
 __all__ = [
-    "normalize_text",
-    "article_id",
-    "shingles",
-    "shingle_hashes",
-    "jaccard",
-    "minhash_signatures",
-    "lsh_params",
-    "lsh_candidate_pairs",
-    "find_near_duplicates",
     "OTHER_ID",
+    "article_id",
+    "find_near_duplicates",
+    "jaccard",
+    "lsh_candidate_pairs",
+    "lsh_params",
+    "minhash_signatures",
+    "normalize_text",
+    "shingle_hashes",
+    "shingles",
     "signatures_frame",
 ]
 
@@ -55,22 +54,30 @@ _INLINE_WS = re.compile(r"[^\S\n]{2,}|[^\S \n]")
 _OTHER_BLANK = re.compile(r"[^\S \n]")
 _BLANK_LINES = re.compile(r"\n{2,}")
 _WORD = re.compile(r"\w+")
+_WORD_PL = r"[\p{L}\p{N}_]+"  # polars (Rust regex) spelling of Python's \w, see _word_hashes
 
 
 def normalize_text(text: str) -> str:
     """NFC; CRLF/CR/U+2028 -> LF; every other unicode space run -> one ' '; lines stripped;
     paragraphs (runs of non-blank lines) separated by exactly one blank line."""
+    # Every regex pass below is guarded by a substring check that scans at C speed: on the
+    # bench corpus the unguarded passes were ~40% of the batch's article ids.
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
-    if "\r" in text or not text.isascii():
-        text = _NEWLINES.sub("\n", text).replace("\ufeff", "")
+        if "\ufeff" in text:
+            text = text.replace("\ufeff", "")
+        if "\u2028" in text or "\u2029" in text or "\x85" in text:
+            text = _NEWLINES.sub("\n", text)
+    if "\r" in text:
+        text = _NEWLINES.sub("\n", text)
     # _INLINE_WS never matches "\n", so one pass over the whole text == one pass per line.
-    # It can only match where there is a double space or a non-space blank (\t, NBSP...):
-    # both checks scan at C speed (measured 6 MB/s for the sub vs ~50 MB/s for the checks).
+    # It can only match where there is a double space or a non-space blank (\t, NBSP...).
     if "  " in text or _OTHER_BLANK.search(text):
         text = _INLINE_WS.sub(" ", text)
-    lines = (line.strip() for line in text.split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    if "\n\n\n" in text:  # otherwise no run of 3+ newlines to fold
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()
 
 
 def article_id(title: str, body: str) -> str:
@@ -127,42 +134,65 @@ def _fmix64(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _shingle_hashes_batch(texts: Sequence[str], k: int = SHINGLE_K) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, counts): 64-bit hashes of the shingles of all texts, concatenated, and the
-    number per text. A shingle's hash mixes its k word hashes; computed for every window
-    of the concatenated word stream at once, then windows crossing a text boundary dropped."""
-    tokens = [_words(t) for t in texts]
-    lens = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-    total = int(lens.sum())
-    # map over a bound method: no generator frame per word (the lookup is ~20 % of MinHash)
-    w = np.fromiter(map(_WORD_HASHES.__getitem__, chain.from_iterable(tokens)), dtype=_U64, count=total)
-    ends = np.cumsum(lens)
-    counts = np.where(lens >= k, lens - k + 1, np.minimum(lens, 1))
-    parts: list[np.ndarray] = []
+def _word_hashes(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(64-bit hashes of all the texts' words, concatenated; number of words per text).
+
+    The same words as `_words` (NFC, lowercase, Python's `\\w+`), tokenized in polars: the
+    class `_WORD_PL` equals Python's `\\w`, and polars' lowercasing equals str.lower(), on
+    every code point assigned in Python's Unicode database (both checked over all code
+    points; they differ only on code points Python's Unicode version leaves unassigned).
+    Why pieces: a regex match per word costs ~100 ns, so the texts are only split at spaces
+    (a space is never part of a word, nor context for lowercasing) and each distinct piece
+    is lowercased and tokenized once; each distinct word is hashed once (blake2b, memoised)."""
+    nfc = [t if t.isascii() else unicodedata.normalize("NFC", t) for t in texts]  # cheap when already NFC
+    split = pl.Series(nfc, dtype=pl.String).str.split(" ")
+    n_pieces = split.list.len().to_numpy().astype(np.int64)
+    pieces = split.explode(empty_as_null=False, keep_nulls=False)
+    distinct = pieces.unique()
+    piece = pieces.cast(pl.Enum(distinct)).to_physical().to_numpy()  # index into `distinct`
+    words = distinct.str.to_lowercase().str.extract_all(_WORD_PL)
+    per_piece = words.list.len().to_numpy().astype(np.int64)
+    flat_words = words.explode(empty_as_null=False, keep_nulls=False).to_list()
+    word_hash = np.fromiter(map(_WORD_HASHES.__getitem__, flat_words), dtype=_U64, count=len(flat_words))
+    # expand every piece occurrence into its words' hashes, in text order
+    occ = per_piece[piece]
+    seen = np.cumsum(occ) - occ  # words before this occurrence
+    first_word = np.cumsum(per_piece) - per_piece  # of each distinct piece in word_hash
+    idx = np.repeat(first_word[piece] - seen, occ) + np.arange(int(occ.sum()))
+    bounds = np.concatenate(([0], np.cumsum(occ)))[np.cumsum(n_pieces)]
+    lens = np.diff(bounds, prepend=0)
+    return word_hash[idx], lens
+
+
+def _chain(h: np.ndarray, words: Iterable[np.ndarray]) -> np.ndarray:
+    """Fold word hashes into h (seeded with the shingle width) through fmix64."""
     with np.errstate(over="ignore"):
-        if total >= k:
-            m = total - k + 1
-            h = np.full(m, k, dtype=_U64)  # seeded with the width: short-text shingles differ
-            for t in range(k):
-                h = _fmix64(h ^ w[t : t + m])
-            start = np.arange(m)
-            owner = np.searchsorted(ends, start, side="right")  # text holding word `start`
-            parts.append(h[start + k <= ends[np.minimum(owner, len(ends) - 1)]])
-        full = np.concatenate(parts) if parts else np.empty(0, dtype=_U64)
-        if not ((lens > 0) & (lens < k)).any():
-            return full, counts
-        # rare: texts of 1..k-1 words have one shingle of all their words; splice them in
-        out, pos = [], 0
-        for n, e in zip(lens.tolist(), ends.tolist()):
-            if n >= k:
-                out.append(full[pos : pos + n - k + 1])
-                pos += n - k + 1
-            elif n:
-                h = np.full(1, n, dtype=_U64)
-                for t in range(n):
-                    h = _fmix64(h ^ w[e - n + t : e - n + t + 1])
-                out.append(h)
-    return np.concatenate(out), counts
+        for w in words:
+            h = _fmix64(h ^ w)
+    return h
+
+
+def _shingle_hashes_batch(texts: Sequence[str], k: int = SHINGLE_K) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, counts): 64-bit hashes of the shingles of all texts, concatenated in text
+    order, and the number per text. A shingle's hash folds its k word hashes; computed for
+    every window of the concatenated word stream at once (contiguous slices, no gathers),
+    then the windows inside one text kept. A text of 1..k-1 words has one shingle of all
+    its words (width-seeded, so it differs from any window); a wordless text has none."""
+    w, lens = _word_hashes(texts)
+    counts = np.where(lens >= k, lens - k + 1, np.minimum(lens, 1))
+    start = np.cumsum(lens) - lens  # of each text's first word in w
+    first = np.cumsum(counts) - counts  # of each text's first shingle in the output
+    out = np.empty(int(counts.sum()), dtype=_U64)
+    m = len(w) - k + 1
+    if m > 0:
+        full = _chain(np.full(m, k, dtype=_U64), (w[t : t + m] for t in range(k)))
+        # shingle j of a text is window start + j; a short text's entry is replaced below
+        window = np.repeat(start - first, counts) + np.arange(len(out))
+        out[:] = full[np.minimum(window, m - 1)]
+    for n in np.unique(lens[(lens > 0) & (lens < k)]).tolist():  # rare: short texts, by width
+        sel = np.flatnonzero(lens == n)
+        out[first[sel]] = _chain(np.full(len(sel), n, dtype=_U64), (w[start[sel] + t] for t in range(n)))
+    return out, counts
 
 
 def shingle_hashes(text: str, k: int = SHINGLE_K) -> np.ndarray:
@@ -173,35 +203,64 @@ def shingle_hashes(text: str, k: int = SHINGLE_K) -> np.ndarray:
 # ---------------------------------------------------------------------------- minhash
 
 @lru_cache(maxsize=16)
-def _permutations(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(a, b) per permutation from sha256(seed, i): reproducible anywhere, unlike numpy RNG."""
-    ab = [hashlib.sha256(f"newsflow-minhash:{seed}:{i}".encode()).digest() for i in range(num_perm)]
-    a = np.array([int.from_bytes(d[:8], "little") | 1 for d in ab], dtype=_U64)  # odd: bijective
-    b = np.array([int.from_bytes(d[8:16], "little") for d in ab], dtype=_U64)
-    return a[:, None], b[:, None]
+def _oph_params(num_perm: int, seed: int) -> tuple[np.uint64, np.ndarray]:
+    """(seed key, probe orders) from sha256: reproducible anywhere, unlike numpy RNG.
+    Row i of the probe table is a fixed pseudo-random order of all bins, the order in which
+    empty bin i looks for a donor (so it always finds one in a non-empty signature)."""
+    key = int.from_bytes(hashlib.sha256(f"newsflow-oph:{seed}".encode()).digest()[:8], "little")
+    cells = np.arange(num_perm * num_perm, dtype=_U64).reshape(num_perm, num_perm)
+    with np.errstate(over="ignore"):
+        noise = _fmix64(cells ^ _U64(key ^ 0x9E3779B97F4A7C15))
+    return _U64(key), np.argsort(noise, axis=1, kind="stable")
+
+
+def _densify(sig: np.ndarray, filled: np.ndarray, probes: np.ndarray) -> None:
+    """Fill every empty bin of the non-empty rows, in place, with the value of the first
+    originally filled bin in that bin's probe order ("optimal densification", Shrivastava
+    2017: two sets then agree on a bin with probability exactly their Jaccard)."""
+    rows, bins = np.nonzero(~filled & filled.any(axis=1)[:, None])
+    for j in range(probes.shape[1]):  # bounded: each probe order visits every bin
+        if not len(rows):
+            break
+        donor = probes[bins, j]
+        hit = filled[rows, donor]
+        sig[rows[hit], bins[hit]] = sig[rows[hit], donor[hit]]
+        rows, bins = rows[~hit], bins[~hit]
 
 
 def minhash_signatures(
-    texts: Sequence[str], num_perm: int = 128, seed: int = 1, *, batch_texts: int = 64
+    texts: Sequence[str], num_perm: int = 128, seed: int = 1, *, batch_texts: int = 4096
 ) -> np.ndarray:
     """(n, num_perm) uint64 MinHash signatures of the texts' word 5-shingles.
 
-    Permutation i maps a (well-mixed) shingle hash h to a_i*h + b_i mod 2^64 (odd a_i: a
-    bijection) -- two vector ops per element; min per text via np.minimum.reduceat over
-    `batch_texts` texts at a time (keeps the (num_perm x shingles) block in cache).
-    A text without words gets the all-ones signature, which LSH ignores."""
-    a, b = _permutations(num_perm, seed)
+    One-permutation hashing with densification: a shingle hash h is re-mixed with the seed,
+    v = fmix64(h ^ key); its high 32 bits pick one of num_perm bins and the bin keeps the
+    smallest v; bins no shingle fell into copy a donor bin (`_densify`). Each position
+    matches between two texts with probability = their shingle Jaccard, as with num_perm
+    independent permutations, at the cost of one pass over the shingles instead of
+    num_perm. A text without words gets the all-ones signature, which LSH ignores.
+    `batch_texts` bounds the memory of one pass."""
     out = np.full((len(texts), num_perm), _MASK64, dtype=_U64)
-    with np.errstate(over="ignore"):
-        for lo in range(0, len(texts), batch_texts):
-            h, counts = _shingle_hashes_batch(texts[lo : lo + batch_texts])
-            nz = np.flatnonzero(counts)
-            if len(nz):
-                block = a * h[None, :]
-                block += b
-                starts = np.concatenate(([0], np.cumsum(counts[nz])[:-1]))
-                out[lo + nz] = np.minimum.reduceat(block, starts, axis=1).T
+    for lo in range(0, len(texts), batch_texts):
+        h, counts = _shingle_hashes_batch(texts[lo : lo + batch_texts])
+        out[lo : lo + len(counts)] = _one_permutation_minhash(h, counts, num_perm, seed)
     return out
+
+
+def _one_permutation_minhash(h: np.ndarray, counts: np.ndarray, num_perm: int, seed: int) -> np.ndarray:
+    """(len(counts), num_perm) signatures of consecutive runs of `counts` shingle hashes."""
+    key, probes = _oph_params(num_perm, seed)
+    n = len(counts)
+    with np.errstate(over="ignore"):
+        v = _fmix64(h ^ key)
+        cell = np.repeat(np.arange(n, dtype=np.int64) * num_perm, counts)
+        cell += ((v >> _U64(32)) * _U64(num_perm) >> _U64(32)).astype(np.int64)  # bin = high bits
+    sig = np.full(n * num_perm, _MASK64, dtype=_U64)
+    np.minimum.at(sig, cell, v)
+    filled = np.bincount(cell, minlength=n * num_perm).reshape(n, num_perm) > 0
+    sig = sig.reshape(n, num_perm)
+    _densify(sig, filled, probes)
+    return sig
 
 
 # ---------------------------------------------------------------------------- LSH

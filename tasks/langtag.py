@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -51,11 +51,13 @@ _JOIN = (
     + r"!-/:-@\[-`{-~ \t\u00a0"
 )
 
-# Starts with the CJK class so sre can scan for a first char (an optional-group-first
-# variant measured slower). Stdlib `re` over `regex`: 45-78 vs 14 MB/s on the same pattern.
+# Starts with a bare CJK class so sre can scan for a first char in C (an optional-group-first
+# variant measured slower, and so does a leading `[...]++`: sre only takes a plain class as
+# the scan prefix -- `[L][L]*+` == `[L]++`, 2x faster on the non-ASCII paragraphs of 10 MB).
+# Stdlib `re` over `regex`: 45-78 vs 14 MB/s on the same pattern.
 # Possessive quantifiers (3.11+) never backtrack: letter and joiner classes are disjoint.
 _SPAN_RE = re.compile(
-    rf"[{_LETTER}]++(?:[{_JOIN}]++[{_LETTER}]++)*+"
+    rf"[{_LETTER}][{_LETTER}]*+(?:[{_JOIN}]++[{_LETTER}]++)*+"
     rf"(?:[{_CLOSE}]++|[{_DIGIT}]++[%％]?+(?![A-Za-z]))*+"
 )
 _LEFT_EXT = frozenset(_OPEN + "0123456789０１２３４５６７８９")
@@ -63,7 +65,6 @@ _LETTER_RE = re.compile(f"[{_LETTER}]")
 _KANA_RE = re.compile(f"[{_KANA}]")
 _HANGUL_RE = re.compile(f"[{_HANGUL}]")
 _HAN_RE = re.compile(f"[{_HAN}]")
-_SPACE_RE = re.compile(r"\s")
 _BLOCK = 1024  # chars per isascii() block (measured: 1K best; 64K ~5x slower on mixed text)
 
 
@@ -199,8 +200,13 @@ def tag_span_language(span_text: str) -> tuple[str, float]:
 
 def tag_spans(text: str, pos: int = 0, endpos: int | None = None) -> list[TaggedSpan]:
     """find_untranslated_spans + tag_span_language, as TaggedSpan records."""
+    return tag_ranges(text, find_untranslated_spans(text, pos, endpos))
+
+
+def tag_ranges(text: str, ranges: Iterable[tuple[int, int]]) -> list[TaggedSpan]:
+    """TaggedSpan records for spans already found (absolute [start, end) offsets into text)."""
     out: list[TaggedSpan] = []
-    for s, e in find_untranslated_spans(text, pos, endpos):
+    for s, e in ranges:
         t = text[s:e]
         lang, conf = tag_span_language(t)
         out.append(TaggedSpan(s, e, t, lang, conf))
@@ -233,7 +239,9 @@ def paragraph_language(
 
 
 def _non_space(s: str) -> int:
-    return len(s) - len(_SPACE_RE.findall(s))
+    # str.split() and \s share one whitespace table (checked on every code point); the C
+    # split is ~1.6x faster than collecting the \s matches
+    return sum(map(len, s.split()))
 
 
 def span_id(source_file: str, char_start: int, char_end: int) -> str:

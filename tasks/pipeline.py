@@ -2,8 +2,13 @@
 
     load (decode, sha256; skip if unchanged) -> segment -> find + tag spans -> rows
 
-then, for the batch: exact ids -> enrich -> MinHash signatures. Pure of Prefect, so a
-worker process (or a Dask worker) imports only this and the step modules.
+then, for the batch: exact ids -> enrich -> MinHash signatures -> spill. Pure of Prefect,
+so a worker process (or a Dask worker) imports only this and the step modules.
+
+Spilling: a batch's rows go to Parquet files under the run's staging folder, split by
+final partition, and only outcomes and timings travel back to the flow. The flow then
+stages one partition at a time: memory is bounded by a batch and a partition, not by
+the run (measured before: the flow held ~12 MB per MB of input).
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from tasks.killpoints import checkpoint
 from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
 from tasks.rows import BatchFrames, BatchRows, batch_frames, page_rows
-from tasks.schema import STATUS_PROCESSED, STATUS_QUARANTINED
+from tasks.schema import (
+    ARTICLES,
+    MINHASH_INDEX,
+    OCCURRENCES,
+    SEGMENTS,
+    SPANS,
+    STATUS_PROCESSED,
+    STATUS_QUARANTINED,
+    C,
+)
 from tasks.segment import segment_page
+from tasks.write import spill_frame
 
 UNCHANGED = "unchanged"  # outcome of a file whose sha256 is already in the manifest
 
@@ -34,9 +51,17 @@ class FileOutcome:
     n_articles: int = 0
 
 
+@dataclass(frozen=True)
+class Spill:
+    """Where a batch writes its rows: the run's spill root and the batch's number."""
+
+    root: str
+    batch_no: int
+
+
 @dataclass
 class BatchResult:
-    frames: BatchFrames | None
+    frames: BatchFrames | None  # None when spilled (or nothing was processed)
     outcomes: list[FileOutcome] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # step -> seconds of CPU work
 
@@ -51,8 +76,20 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
-def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str]) -> BatchResult:
-    """Load -> segment -> tag -> enrich -> sign for a batch of files (pure of Prefect)."""
+def spill_batch(frames: BatchFrames, spill: Spill) -> None:
+    """Write a batch's rows under the spill root. Articles and signatures keep their batch
+    number and row (C.batch, C.row): the flow picks one winner per article_id across batches."""
+    root = Path(spill.root)
+    batch = pl.lit(spill.batch_no, dtype=pl.Int64).alias(C.batch)
+    spill_frame(root, ARTICLES, frames.articles.with_columns(batch).with_row_index(C.row), spill.batch_no)
+    spill_frame(root, MINHASH_INDEX, frames.signatures.with_columns(batch), spill.batch_no)
+    for spec, frame in ((OCCURRENCES, frames.occurrences), (SEGMENTS, frames.segments), (SPANS, frames.spans)):
+        spill_frame(root, spec, frame, spill.batch_no)
+
+
+def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str], spill: Spill | None = None) -> BatchResult:
+    """Load -> segment -> tag -> enrich -> sign for a batch of files (pure of Prefect);
+    with `spill`, the rows are written there and the result carries no frames."""
     rows = BatchRows()
     outcomes: list[FileOutcome] = []
     timings: dict[str, float] = {}
@@ -79,5 +116,11 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
             outcomes.append(FileOutcome(source_file, STATUS_QUARANTINED, sha, len(data) if data is not None else None, None, exc.reason))
         finally:
             data = None  # free the bytes of this file before the next one
-    processed = any(o.status == STATUS_PROCESSED for o in outcomes)
-    return BatchResult(batch_frames(rows, timings) if processed else None, outcomes, timings)
+    if not any(o.status == STATUS_PROCESSED for o in outcomes):
+        return BatchResult(None, outcomes, timings)
+    frames = batch_frames(rows, timings)
+    if spill is None:
+        return BatchResult(frames, outcomes, timings)
+    with timed(timings, "spill"):
+        spill_batch(frames, spill)
+    return BatchResult(None, outcomes, timings)

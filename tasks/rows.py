@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import time
 import unicodedata
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import polars as pl
 
@@ -20,6 +22,8 @@ from tasks.load import LoadedFile
 from tasks.schema import (
     ARTICLES,
     KIND_MAIN,
+    KIND_RELATED,
+    LANG_EN,
     LEVEL_PARAGRAPH,
     LEVEL_SENTENCE,
     MINHASH_INDEX,
@@ -29,7 +33,7 @@ from tasks.schema import (
     C,
     DatasetSpec,
 )
-from tasks.segment import Article, article_body
+from tasks.segment import Article, Paragraph, article_body
 
 
 @dataclass
@@ -38,16 +42,30 @@ class Columns:
 
     spec: DatasetSpec
     data: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+    # schema field names, read once: iterating a pyarrow schema builds Field objects each time
+    names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.names = tuple(f.name for f in self.spec.schema)
 
     def add(self, **row: object) -> None:
         for key, value in row.items():
             self.data[key].append(value)
 
+    def add_rows(self, rows: list[tuple]) -> None:
+        """Append rows given as tuples in schema order (one page's worth): a tuple per row
+        is cheaper than add()'s kwargs dict, and the tuples die with the page, so the
+        batch-long buffers hold only column lists (a batch of long-lived row tuples made
+        frame() ~3x slower, from the garbage collector walking them)."""
+        if rows:
+            data = self.data
+            for name, column in zip(self.names, zip(*rows), strict=True):
+                data[name].extend(column)
+
     def frame(self) -> pl.DataFrame:
-        names = [f.name for f in self.spec.schema]
         if not self.data:
             return pl.from_arrow(self.spec.schema.empty_table())  # type: ignore[return-value]
-        return pl.from_arrow(pl.DataFrame({n: self.data[n] for n in names}).to_arrow().cast(self.spec.schema))  # type: ignore[return-value]
+        return pl.from_arrow(pl.DataFrame({n: self.data[n] for n in self.names}).to_arrow().cast(self.spec.schema))  # type: ignore[return-value]
 
 
 # Article-level inputs of the enrich step (not a public dataset).
@@ -66,62 +84,89 @@ def add_segment(
     rows: BatchRows, text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list
 ) -> None:
     """One paragraph or sentence row; its language from the spans inside it."""
-    rows.segments.add(
-        article_id=aid,
-        source_file=source,
-        level=level,
-        paragraph_index=p_index,
-        sentence_index=s_index,
-        text=text[start:end],
-        lang=langtag.paragraph_language(text, spans, start, end),
-        char_start=start,
-        char_end=end,
-    )
+    rows.segments.add_rows([_segment_row(text, aid, source, level, p_index, s_index, start, end, spans)])
+
+
+def _segment_row(text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list) -> tuple:
+    lang = langtag.paragraph_language(text, spans, start, end)
+    return (aid, source, level, p_index, s_index, text[start:end], lang, start, end)
+
+
+def _english_paragraph_rows(out: list[tuple], text: str, aid: str, source: str, p_index: int, paragraph: Paragraph) -> None:
+    """Rows of a paragraph without spans: every segment is LANG_EN (what paragraph_language
+    says for no spans), so the ~90 % of paragraphs that are plain English skip it."""
+    a, b = paragraph.char_start, paragraph.char_end
+    out.append((aid, source, LEVEL_PARAGRAPH, p_index, None, text[a:b], LANG_EN, a, b))
+    out += [(aid, source, LEVEL_SENTENCE, p_index, i, text[s:e], LANG_EN, s, e) for i, (s, e) in enumerate(paragraph.sentences)]
+
+
+def _tagged_paragraph_rows(
+    out: list[tuple], text: str, aid: str, source: str, p_index: int, paragraph: Paragraph, spans: list[langtag.TaggedSpan]
+) -> None:
+    """Rows of a paragraph with spans: each segment's language from the spans inside it."""
+    out.append(_segment_row(text, aid, source, LEVEL_PARAGRAPH, p_index, None, paragraph.char_start, paragraph.char_end, spans))
+    for s_index, (start, end) in enumerate(paragraph.sentences):
+        inside = [s for s in spans if s.char_start < end and s.char_end > start]
+        out.append(_segment_row(text, aid, source, LEVEL_SENTENCE, p_index, s_index, start, end, inside))
+
+
+def _span_rows(out: list[tuple], aid: str, source: str, p_index: int, spans: list[langtag.TaggedSpan]) -> None:
+    out += [
+        (langtag.span_id(source, sp.char_start, sp.char_end), aid, source, p_index, sp.char_start, sp.char_end, sp.text, sp.lang,
+         sp.confidence, enrich.span_pinyin(sp.text))
+        for sp in spans
+    ]
+
+
+def _paragraph_spans(text: str, page_spans: list[tuple[int, int]], starts: list[int], paragraph: Paragraph) -> list[langtag.TaggedSpan]:
+    """The page's spans (sorted, with their start offsets) that start inside paragraph, tagged."""
+    lo = bisect_left(starts, paragraph.char_start)
+    hi = bisect_left(starts, paragraph.char_end, lo)
+    return langtag.tag_ranges(text, page_spans[lo:hi]) if lo < hi else []
+
+
+@lru_cache(maxsize=8192)
+def _related_article_id(title: str, body: str) -> str:
+    """dedupe.article_id, cached: related articles recur verbatim across pages (~30 % of the
+    slots), main articles hardly ever (not cached: hashing their long bodies buys nothing)."""
+    return dedupe.article_id(title, body)
 
 
 def page_rows(loaded: LoadedFile, articles: list[Article], rows: BatchRows) -> None:
     """Append one page's rows (occurrences, segments, spans, article candidates) to `rows`."""
     text, source = loaded.text, loaded.source_file
+    occurrences: list[tuple] = []
+    segments: list[tuple] = []
+    span_rows: list[tuple] = []
+    # One span search per page instead of one per paragraph (most pages have few spans, many
+    # none). Same spans: a span never crosses a line break and a paragraph is whole lines
+    # with their blanks trimmed, so the page's spans that start inside a paragraph are exactly
+    # tag_spans(text, paragraph.char_start, paragraph.char_end) (tests/test_langtag.py).
+    page_spans = langtag.find_untranslated_spans(text)
+    span_starts = [s for s, _ in page_spans]
     for article in articles:
         body = article_body(text, article)
         title, _tags = enrich.split_title_and_tags(article.title_line)
-        aid = dedupe.article_id(title, body)
-        rows.occurrences.add(
-            article_id=aid,
-            source_file=source,
-            source_sha256=loaded.sha256,
-            ordinal=article.ordinal,
-            kind=article.kind,
-            char_start=article.char_start,
-            char_end=article.char_end,
-        )
+        aid = _related_article_id(title, body) if article.kind == KIND_RELATED else dedupe.article_id(title, body)
+        occurrences.append((aid, source, loaded.sha256, article.ordinal, article.kind, article.char_start, article.char_end))
         untranslated = 0
         for p_index, paragraph in enumerate(article.paragraphs):
-            spans = langtag.tag_spans(text, paragraph.char_start, paragraph.char_end)
+            spans = _paragraph_spans(text, page_spans, span_starts, paragraph) if page_spans else []
+            if not spans:
+                _english_paragraph_rows(segments, text, aid, source, p_index, paragraph)
+                continue
             untranslated += sum(s.char_end - s.char_start for s in spans)
-            add_segment(rows, text, aid, source, LEVEL_PARAGRAPH, p_index, None, paragraph.char_start, paragraph.char_end, spans)
-            for s_index, sentence in enumerate(paragraph.sentences):
-                inside = [s for s in spans if s.char_start < sentence.char_end and s.char_end > sentence.char_start]
-                add_segment(rows, text, aid, source, LEVEL_SENTENCE, p_index, s_index, sentence.char_start, sentence.char_end, inside)
-            for span in spans:
-                rows.spans.add(
-                    span_id=langtag.span_id(source, span.char_start, span.char_end),
-                    article_id=aid,
-                    source_file=source,
-                    paragraph_index=p_index,
-                    char_start=span.char_start,
-                    char_end=span.char_end,
-                    text=span.text,
-                    lang=span.lang,
-                    confidence=span.confidence,
-                    pinyin=enrich.span_pinyin(span.text),
-                )
+            _tagged_paragraph_rows(segments, text, aid, source, p_index, paragraph, spans)
+            _span_rows(span_rows, aid, source, p_index, spans)
         for name, value in zip(
             CANDIDATE_COLUMNS,
             (aid, article.kind, article.title_line, article.release_time_raw, body, len(article.paragraphs), untranslated),
             strict=True,
         ):
             rows.candidates[name].append(value)
+    rows.occurrences.add_rows(occurrences)
+    rows.segments.add_rows(segments)
+    rows.spans.add_rows(span_rows)
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,10 @@ class C:
     processed_at = "processed_at"
     # dedup index (internal)
     signature = "signature"
+    # internal columns of a run's spilled batch rows (never in a published dataset):
+    # which batch a row came from and its position there, for a deterministic global winner
+    batch = "_batch"
+    row = "_row"
     # hive partition columns
     year = "year"
     month = "month"
@@ -229,9 +233,11 @@ FILES = DatasetSpec(
 )
 
 # Internal: the persistent near-duplicate index (MinHash signatures of every article ever
-# ingested). Lives under data/_index/ so Spark/pyarrow/DuckDB globs skip it.
+# ingested). Lives under data/_index/ so Spark/pyarrow/DuckDB globs skip it. The folder
+# names the signature scheme (v2: one-permutation MinHash, see tasks.dedupe): signatures of
+# two schemes never meet, and a run re-signs every article the current index lacks.
 MINHASH_INDEX = DatasetSpec(
-    name="_index/minhash",
+    name="_index/minhash_v2",
     schema=pa.schema(
         [
             pa.field(C.article_id, pa.string(), nullable=False),

@@ -5,6 +5,8 @@ Layout (hive style, zstd, one file per partition, rows sorted by the spec's sort
     data/<dataset>/<col>=<value>/.../part-0.parquet
     data/_staging/<run_id>/...      new partition files of a run in progress
     data/_staging/<run_id>/COMMIT.json   the commit record (written last, atomically)
+    data/_staging/<run_id>/batches/<dataset>/<partition>/b<n>.parquet
+                                    rows each batch task spilled (see `spill_frame`)
 
 A run writes every changed partition under `_staging/<run_id>/`, then writes
 COMMIT.json (temp file + fsync + rename: that rename is the commit point), then moves
@@ -22,9 +24,10 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
@@ -46,6 +49,9 @@ from tasks.schema import (
 STAGING_DIR = "_staging"
 COMMIT_FILE = "COMMIT.json"
 PART_FILE = "part-0.parquet"
+SPILL_DIR = "batches"
+# Spill files live for one run and are read once: cheap to write beats small on disk.
+SPILL_COMPRESSION = "lz4"
 N_SOURCE_BUCKETS = 16
 
 
@@ -148,30 +154,105 @@ def staging_root(data_dir: Path, run_id: str) -> Path:
     return data_dir / STAGING_DIR / run_id
 
 
+class NewRows(Protocol):
+    """A dataset's new rows, readable one partition at a time (bounded memory)."""
+
+    def partitions(self) -> set[str]:
+        """Partition dirs (relative to data/, e.g. `segments/source_bucket=07`) with rows."""
+        ...
+
+    def read(self, rel_dir: str) -> pl.DataFrame:
+        """The rows of one partition, with the spec's file columns."""
+        ...
+
+
+class FrameRows:
+    """New rows already in memory (small datasets: files, duplicates, the index)."""
+
+    def __init__(self, spec: DatasetSpec, frame: pl.DataFrame) -> None:
+        self._columns = [f.name for f in spec.file_schema]
+        frame = with_partition_columns(spec, frame)
+        keys = list(spec.partition_by)
+        if keys:
+            self._parts = {
+                partition_dir(spec, values): part
+                for values, part in frame.partition_by(keys, as_dict=True, maintain_order=True).items()
+            }
+        else:
+            self._parts = {spec.name: frame} if frame.height else {}
+
+    def partitions(self) -> set[str]:
+        return set(self._parts)
+
+    def read(self, rel_dir: str) -> pl.DataFrame:
+        return self._parts[rel_dir].select(self._columns)
+
+
+def spill_root(data_dir: Path, run_id: str) -> Path:
+    return staging_root(data_dir, run_id) / SPILL_DIR
+
+
+def spill_frame(root: Path, spec: DatasetSpec, frame: pl.DataFrame, batch_no: int) -> None:
+    """Write one batch's rows of `spec` under `root`, one file per partition, in the final
+    partition layout (`<dataset>/<col>=<value>/b<n>.parquet`), so that staging a partition
+    later reads exactly its own files. Extra columns (C.batch, C.row) are kept."""
+    frame = with_partition_columns(spec, frame)
+    keys = list(spec.partition_by)
+    parts = frame.partition_by(keys, as_dict=True, maintain_order=True) if keys else {(): frame}
+    for values, part in parts.items():
+        if not part.height:
+            continue
+        folder = root / partition_dir(spec, values)
+        folder.mkdir(parents=True, exist_ok=True)
+        part.drop(keys).write_parquet(folder / f"b{batch_no:06d}.parquet", compression=SPILL_COMPRESSION, statistics=False)
+
+
+def spill_files(root: Path, rel_dir: str) -> list[Path]:
+    """Spilled files of one dataset or partition dir, in batch order."""
+    folder = root / rel_dir
+    return sorted(folder.rglob("b*.parquet")) if folder.exists() else []
+
+
+@dataclass
+class SpilledRows:
+    """New rows of `spec` that batch tasks spilled under `root`; `keep` narrows them (e.g.
+    to this run's winning article rows) partition by partition, never all at once."""
+
+    root: Path
+    spec: DatasetSpec
+    keep: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
+
+    def partitions(self) -> set[str]:
+        return {f.parent.relative_to(self.root).as_posix() for f in spill_files(self.root, self.spec.name)}
+
+    def scan(self, rel_dir: str | None = None) -> pl.LazyFrame:
+        files = spill_files(self.root, rel_dir or self.spec.name)
+        if not files:  # nothing spilled: empty, with the internal columns a `keep` may join on
+            schema = dict(pl.from_arrow(self.spec.file_schema.empty_table()).schema)
+            return pl.LazyFrame(schema={**schema, C.batch: pl.Int64, C.row: pl.UInt32})
+        frame = pl.scan_parquet(files, hive_partitioning=False, glob=False)
+        return self.keep(frame) if self.keep is not None else frame
+
+    def read(self, rel_dir: str) -> pl.DataFrame:
+        return self.scan(rel_dir).select([f.name for f in self.spec.file_schema]).collect()
+
+
 def stage_update(
     data_dir: Path,
     run_id: str,
     spec: DatasetSpec,
-    new_rows: pl.DataFrame,
+    new_rows: pl.DataFrame | NewRows,
     delete_where: pl.Expr | None = None,
     replace_all: bool = False,
 ) -> CommitPlan:
     """Stage the partitions of `spec` that change when `new_rows` are added and the
     existing rows matching `delete_where` are removed (`replace_all`: the dataset becomes
-    exactly `new_rows`). Only touched partitions are rewritten."""
+    exactly `new_rows`). Only touched partitions are rewritten, one at a time."""
     plan = CommitPlan(run_id)
-    new_rows = with_partition_columns(spec, new_rows)
+    if isinstance(new_rows, pl.DataFrame):
+        new_rows = FrameRows(spec, new_rows)
     keys = list(spec.partition_by)
-
-    def key_of(row: tuple) -> str:
-        return partition_dir(spec, row)
-
-    new_by_part: dict[str, pl.DataFrame] = {}
-    if keys:
-        for values, part in new_rows.partition_by(keys, as_dict=True, maintain_order=True).items():
-            new_by_part[key_of(values)] = part
-    elif new_rows.height or replace_all:
-        new_by_part[spec.name] = new_rows
+    new_parts = new_rows.partitions()
 
     existing_parts: set[str] = set()
     root = data_dir / spec.name
@@ -179,15 +260,15 @@ def stage_update(
         existing_parts = {p.parent.relative_to(data_dir).as_posix() for p in root.rglob(PART_FILE)}
 
     if replace_all:
-        touched = set(new_by_part) | existing_parts
+        touched = new_parts | existing_parts
     else:
-        touched = set(new_by_part)
+        touched = set(new_parts)
         if delete_where is not None and existing_parts:
             # only the predicate's columns and the partition keys: not every row's text
             needed = sorted(set(delete_where.meta.root_names()) | set(keys))
             hit = read_dataset(data_dir, spec, needed).filter(delete_where)
             if keys:
-                touched |= {key_of(tuple(r)) for r in hit.select(keys).unique().iter_rows()}
+                touched |= {partition_dir(spec, r) for r in hit.select(keys).unique().iter_rows()}
             elif hit.height:
                 touched.add(spec.name)
 
@@ -197,18 +278,20 @@ def stage_update(
             existing = _read_partition(data_dir, spec, rel_dir)
             if existing is not None:
                 parts.append(existing.filter(~delete_where) if delete_where is not None else existing)
-        if rel_dir in new_by_part:
-            parts.append(new_by_part[rel_dir].select([f.name for f in spec.file_schema]))
+        if rel_dir in new_parts:
+            parts.append(new_rows.read(rel_dir))
         combined = pl.concat(parts, how="vertical_relaxed") if parts else None
         rel_file = f"{rel_dir}/{PART_FILE}"
         if combined is None or combined.height == 0:
             if rel_dir in existing_parts:
                 plan.deletes.append(rel_file)
             continue
-        combined = combined.unique(maintain_order=True)
+        # The sort key identifies a row; a re-delivered row replaces the stored one (last wins).
+        combined = combined.unique(subset=list(spec.sort_by), keep="last", maintain_order=True)
         checkpoint("stage-partition")
         write_parquet_atomic(_to_arrow(spec, combined), staging_root(data_dir, run_id) / rel_file)
         plan.writes.append(rel_file)
+        del parts, combined
     return plan
 
 

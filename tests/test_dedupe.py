@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 import unicodedata
@@ -20,6 +21,11 @@ from polars.testing import assert_frame_equal
 
 from tasks.dedupe import (
     OTHER_ID,
+    _band_keys,
+    _one_permutation_minhash,
+    _shingle_hashes_batch,
+    _word_hashes,
+    _words,
     article_id,
     find_near_duplicates,
     jaccard,
@@ -27,6 +33,7 @@ from tasks.dedupe import (
     lsh_params,
     minhash_signatures,
     normalize_text,
+    shingle_hashes,
     shingles,
     signatures_frame,
 )
@@ -81,6 +88,21 @@ def pl_schema(spec_schema) -> pl.Schema:
 
 # ------------------------------------------------------------------------------ normalize / ids
 
+def _normalize_reference(text: str) -> str:
+    """The rule normalize_text implements, spelled out without its fast paths."""
+    text = unicodedata.normalize("NFC", text)
+    text = re.sub(r"\r\n|[\r\u2028\u2029\x85]", "\n", text).replace("\ufeff", "")
+    text = re.sub(r"[^\S\n]+", " ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    return re.sub(r"\n{2,}", "\n\n", text).strip()
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(alphabet=st.sampled_from(list("ab é\u0301\n\r\t\xa0\u3000\u2028\u2029\x85\ufeff\x1c汉")), max_size=60))
+def test_normalize_text_fast_paths_equal_the_plain_rule(raw: str) -> None:
+    assert normalize_text(raw) == _normalize_reference(raw)
+
+
 def test_normalize_text() -> None:
     raw = "\ufeff  Title\u00a0\u00a0here \r\n\r\n\r\n\tPara\u3000one\rline two  \n\n\n\nPara two\u2028 "
     assert normalize_text(raw) == "Title here\n\nPara one\nline two\n\nPara two"
@@ -132,13 +154,64 @@ def test_signatures_shape_dtype_and_pinned_values() -> None:
     sig = minhash_signatures(["The quick brown fox jumps over the lazy dog near Shanghai.", "Hi", ""])
     assert sig.shape == (3, 128) and sig.dtype == np.uint64
     # pinned: signatures are persisted in data/_index and compared across runs and upgrades
+    # (one-permutation hashing: 8 shingles fill few of 128 bins, the rest are densified)
     assert sig[:2, :3].tolist() == [
-        [6422173087531983131, 1302861204956732459, 2498217626850009450],
-        [16149888431650348646, 9065289387281289784, 13744535608574102431],
+        [3179445766721046610, 16088900306458947260, 16088900306458947260],
+        [2585869541424733660, 2585869541424733660, 2585869541424733660],
     ]
+    assert len(set(sig[1].tolist())) == 1  # one shingle: every bin copies it
     assert (sig[2] == np.iinfo(np.uint64).max).all()  # no words -> sentinel, ignored by LSH
     assert minhash_signatures(["x y z"], num_perm=16, seed=2).shape == (1, 16)
     assert not np.array_equal(minhash_signatures(["x y z"], seed=2)[0], minhash_signatures(["x y z"])[0])
+
+
+def test_shingle_hashes_pinned_and_batch_consistent() -> None:
+    # pinned: the shingle hash (blake2b words folded through fmix64) predates the OPH scheme
+    assert shingle_hashes("a b c d e f").tolist() == [3625805760673225577, 994427232969790658]
+    texts = ["", "Hi there", "One two three four five six", "¡¿ — !", "x " * 7, "Ａ\u00a0b  c\r\nd e"]
+    h, counts = _shingle_hashes_batch(texts)
+    assert counts.tolist() == [len(shingles(t)) if len(_words(t)) < 5 else len(_words(t)) - 4 for t in texts]
+    assert np.array_equal(h, np.concatenate([shingle_hashes(t) for t in texts]))
+
+
+# code points assigned in Python's Unicode database (polars' newer tables may see more letters)
+_ASSIGNED = st.characters(exclude_categories=("Cn", "Cs"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(_ASSIGNED, min_size=0, max_size=60) | st.sampled_from(["ΣΑΣ ΟΔΟΣ", "İstanbul x²y", "a b c"]), min_size=1, max_size=5))
+def test_polars_tokens_match_python_words(texts: list[str]) -> None:
+    # the batch tokenizer (polars) must read the same words as shingles() (Python re)
+    expected = [len(_words(t)) for t in texts]
+    _, lens = _word_hashes(texts)
+    assert lens.tolist() == expected
+    h, _ = _shingle_hashes_batch(texts)
+    by_text = [len(set(shingle_hashes(t).tolist())) for t in texts]
+    assert by_text == [len(shingles(t)) for t in texts]
+    assert len(h) == sum(max(n - 4, min(n, 1)) for n in expected)
+
+
+def _jaccard_pairs(size: int, j: float, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, float]:
+    """n pairs of random shingle-hash sets of `size` each with Jaccard ~j (returned exactly)."""
+    m = round(2 * size * j / (1 + j))
+    d = size - m
+    x = rng.integers(0, 2**64 - 1, size=(n, m + 2 * d), dtype=np.uint64, endpoint=False)
+    pairs = [np.concatenate([r[: m + d], r[:m], r[m + d :]]) for r in x]
+    return np.concatenate(pairs), np.tile([m + d, m + d], n), m / (m + 2 * d)
+
+
+@pytest.mark.parametrize("size", [18, 45, 297, 1503])  # 9d: Jaccard exactly 0.8
+def test_one_permutation_minhash_is_unbiased_and_lsh_recall_holds(size: int) -> None:
+    # densified one-permutation hashing: each bin agrees with probability = Jaccard, and the
+    # banding of lsh_params keeps recall >= 0.99 at the threshold, small texts included
+    rng = np.random.default_rng(size)
+    h, counts, j = _jaccard_pairs(size, 0.8, 3000, rng)
+    sig = _one_permutation_minhash(h, counts, 128, 1)
+    assert abs((sig[0::2] == sig[1::2]).mean() - j) < 0.01
+    bands, rows = lsh_params(0.8)
+    keys = _band_keys(sig, bands, rows)
+    recall = (keys[0::2] == keys[1::2]).any(axis=1).mean()
+    assert j >= 0.8 and recall >= 0.99
 
 
 def test_minhash_estimates_jaccard() -> None:

@@ -15,6 +15,7 @@ from tasks.schema import (
     ARTICLES,
     DUPLICATES,
     FILES,
+    MINHASH_INDEX,
     OCCURRENCES,
     SEGMENTS,
     SPANS,
@@ -174,6 +175,23 @@ def test_near_duplicate_of_a_main_article_is_linked_across_runs(tmp_path: Path, 
     assert link.height == 1
     assert link.get_column(C.duplicate_of)[0] == original_id  # the earlier publication is canonical
     assert link.get_column(C.similarity)[0] >= 0.8
+
+
+def test_a_lost_or_outdated_index_is_rebuilt_from_the_stored_articles(tmp_path: Path, seeds_copy: Path) -> None:
+    # An index folder of another signature scheme (or none at all) must not hide old articles
+    # from near-duplicate search: the next run re-signs them from data/articles.
+    data = tmp_path / "data"
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    index_before = read_dataset(data, MINHASH_INDEX).sort(C.article_id)
+    shutil.rmtree(data / MINHASH_INDEX.name)
+    original = (seeds_copy / "000_679cc89de41e4925.txt").read_text(encoding="utf-8")
+    variant = original.replace("signed a strategic cooperation agreement in Shanghai today", "signed a strategic cooperation agreement in Shanghai on Friday", 1)
+    (seeds_copy / "000_variant.txt").write_text(variant, encoding="utf-8")
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    index_after = read_dataset(data, MINHASH_INDEX).sort(C.article_id)
+    assert index_after.height == index_before.height + 1  # 20 re-signed + the variant
+    assert index_after.join(index_before, on=C.article_id, how="semi").equals(index_before)  # same signatures
+    assert read_dataset(data, DUPLICATES).height == 1  # the variant met its stored original
 
 
 def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seeds_copy: Path) -> None:

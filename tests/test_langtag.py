@@ -19,10 +19,12 @@ from tasks.langtag import (
     find_untranslated_spans,
     paragraph_language,
     span_id,
+    tag_ranges,
     tag_span_language,
     tag_spans,
 )
 from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
+from tasks.segment import segment_page
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -210,6 +212,40 @@ def test_pos_endpos_equals_slicing(text: str, a: int, b: int) -> None:
     pos, endpos = min(a, b), max(a, b)
     got = find_untranslated_spans(text, pos, endpos)
     assert got == [(s + pos, e + pos) for s, e in find_untranslated_spans(text[pos:endpos])]
+
+
+# Pages for the page-level span search in tasks.rows.page_rows: lines of PIECES with blank
+# lines, title pairs, recurring titles and every line break str.splitlines knows.
+PAGE_LINES = st.lists(
+    st.one_of(TEXTS, st.sampled_from(["", "", "  ", "Title 上海 | tag", "Release time:May 17, 2024"])),
+    max_size=20,
+)
+LINE_BREAKS = st.sampled_from(["\n", "\n", "\r\n", "\r", "\u2028", "\x85", "\x0b", "\x1c"])
+
+
+def _spans_by_paragraph_equal_page_spans(text: str) -> None:
+    page = find_untranslated_spans(text)
+    for article in segment_page(text):
+        for p in article.paragraphs:
+            inside = [(s, e) for s, e in page if p.char_start <= s < p.char_end]
+            assert find_untranslated_spans(text, p.char_start, p.char_end) == inside
+            assert all(e <= p.char_end for _, e in inside)
+
+
+def test_page_spans_split_by_paragraph_equal_paragraph_spans() -> None:
+    for path in sorted(SEEDS.glob("*.txt")):
+        _spans_by_paragraph_equal_page_spans(path.read_text(encoding="utf-8"))
+
+
+@given(PAGE_LINES, LINE_BREAKS)
+@settings(max_examples=300, deadline=None)
+def test_page_spans_split_by_paragraph_equal_paragraph_spans_hypothesis(lines: list[str], brk: str) -> None:
+    _spans_by_paragraph_equal_page_spans(brk.join(lines))
+
+
+def test_tag_ranges_is_tag_spans_on_found_spans() -> None:
+    text = _seed("003")
+    assert tag_ranges(text, find_untranslated_spans(text)) == tag_spans(text)
 
 
 # --- real MT residue: WMT23 zh->en MQM annotations ----------------------------------------

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tasks.schema import KIND_MAIN, KIND_RELATED
@@ -113,3 +114,52 @@ def test_segment_never_raises_and_never_loses_a_character(text: str) -> None:
             covered[start:end] = b"\x01" * (end - start)
     lost = [ch for i, ch in enumerate(text) if not covered[i] and not ch.isspace()]
     assert lost == []
+
+
+# The pre-optimisation split_sentences, kept as an oracle for the regex/fast-path version.
+_REF_END = re.compile(r"[.?!]+[\"'”’)\]]*(?=\s)|[。！？]+[”’」』）)]*")
+
+
+def _ref_split(text: str, start: int, end: int, abbreviations: frozenset[str]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    cursor = start
+
+    def add(a: int, b: int) -> None:
+        piece = text[a:b]
+        if piece.strip():
+            s = a + len(piece) - len(piece.lstrip())
+            out.append((s, s + len(piece.strip())))
+
+    for m in _REF_END.finditer(text, start, end):
+        if m.group()[0] == ".":
+            found = re.search(r"(\S+)$", text[cursor : m.start()])
+            token = (found.group(1) if found else "").lower().strip("\"'“‘(")
+            if token in abbreviations or (len(token) == 1 and token.isalpha()) or (token.isdigit() and len(token) <= 2):
+                continue
+        add(cursor, m.end())
+        cursor = m.end()
+    add(cursor, end)
+    return out
+
+
+sentence_text = st.lists(
+    st.one_of(
+        st.sampled_from(["Mr", "No", "U.S", "p.m", "approx", "APPROX", "e.g", "Dec", "3", "12", "123", "x", "İ", "word", "sentences"]),
+        st.sampled_from(list(".?!。！？”’」』）)\"'“‘( \n\t\u3000\xa0\r") + ["...", "?!", ". ", "。”", "\"\"\"((", "((((((((", "“““““““‘"]),
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(sentence_text, st.integers(0, 200), st.integers(0, 200))
+@example("See ((((((((approx. 5 units. And “““““““‘Mr. Li left. Then 0123456789ab. Yes", 0, 200)
+@example("A very longwordwithoutspaces. Then U.S.\n. Next x\n. End 12\n. Last", 0, 200)
+@example("Word. Another. Third!", 3, 200)
+def test_split_sentences_matches_the_reference_rule(text: str, a: int, b: int) -> None:
+    from tasks.segment import _ABBREVIATIONS
+
+    start, end = min(a, b, len(text)), min(max(a, b), len(text))
+    got = [(s.char_start, s.char_end) for s in split_sentences(text, start, end)]
+    assert got == _ref_split(text, start, end, _ABBREVIATIONS)

@@ -19,7 +19,7 @@ import polars as pl
 import psutil
 import pyarrow.parquet as pq
 
-from tasks.schema import ALL_DATASETS, FILES, C, DatasetSpec
+from tasks.schema import ALL_DATASETS, FILES, MINHASH_INDEX, C, DatasetSpec
 
 VENV_BIN = Path(sys.executable).parent
 NEWSFLOW = str(VENV_BIN / "newsflow")
@@ -219,7 +219,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "spans": (C.span_id,),
     "duplicates": (C.article_id,),
     "files": (C.source_file,),
-    "_index/minhash": (C.article_id,),
+    MINHASH_INDEX.name: (C.article_id,),
 }
 
 
