@@ -568,6 +568,12 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
         .unique()
     )
     near_tp = truth_near.drop_nulls().unique().join(pred_near, on=["x", "y"]).height
+    # The generator records the near-duplicate families it made; at 1 GB its small pool of
+    # sentences and titles also makes accidental ones (short related snippets). A predicted
+    # pair outside the truth is still right if its exact Jaccard, recomputed here with the
+    # plain string shingles (not the pipeline's hashed path), reaches the threshold.
+    beyond = pred_near.join(truth_near.drop_nulls(), on=["x", "y"], how="anti")
+    genuine = _genuine_near_pairs(data_dir, beyond, threshold=0.8)
 
     def ratio(a: float, b: float) -> float:
         return a / b if b else 1.0
@@ -587,12 +593,32 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
         "exact_pair_recall": ratio(tp_pairs, truth_pairs),
         "near_pairs_truth": near.height,
         "near_pairs_pred": pred_near.height,
-        "near_precision": ratio(near_tp, pred_near.height),
+        "near_precision_vs_generator": ratio(near_tp, pred_near.height),
+        "near_pairs_beyond_generator": beyond.height,
+        "near_pairs_beyond_generator_genuine": genuine,
+        "near_precision": ratio(near_tp + genuine, pred_near.height),
         "near_recall": ratio(near_tp, near.height),
     }
     q["dup_precision"] = min(q["exact_precision"], q["near_precision"])
     q["dup_recall"] = min(q["exact_recall"], q["near_recall"])
     return q
+
+
+def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
+    """How many (x, y) article-id pairs have an exact word 5-shingle Jaccard >= threshold."""
+    import polars as pl
+
+    from tasks.dedupe import jaccard, shingles
+    from tasks.rows import signature_texts
+    from tasks.schema import ARTICLES, C
+    from tasks.write import read_dataset
+
+    if not pairs.height:
+        return 0
+    ids = set(pairs["x"].to_list()) | set(pairs["y"].to_list())
+    arts = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(pl.col(C.article_id).is_in(list(ids)))
+    sh = {i: shingles(t) for i, t in zip(arts[C.article_id].to_list(), signature_texts(arts), strict=True)}
+    return sum(jaccard(sh[x], sh[y]) >= threshold for x, y in pairs.iter_rows())
 
 
 # ----------------------------------------------------------------------------- run
@@ -726,6 +752,7 @@ def format_table(results: list[dict]) -> str:
     add("language accuracy", lambda r: f"{q(r)['lang_accuracy']:.4f}")
     add("exact dup groups P / R", lambda r: f"{q(r)['exact_precision']:.3f}/{q(r)['exact_recall']:.3f}")
     add("near dup pairs P / R", lambda r: f"{q(r)['near_precision']:.3f}/{q(r)['near_recall']:.3f}")
+    add("  near pairs beyond truth (J>=0.8)", lambda r: f"{q(r).get('near_pairs_beyond_generator', 0)} ({q(r).get('near_pairs_beyond_generator_genuine', 0)})")
     add("dup precision (min)", lambda r: f"{q(r)['dup_precision']:.4f}")
     add("dup recall (min)", lambda r: f"{q(r)['dup_recall']:.4f}")
     add("naive MB/s", lambda r: f"{r['naive']['mb_per_s']:.2f}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 
 
@@ -46,6 +47,7 @@ _PAUSE_TIMEOUT = float(os.environ.get("NEWSFLOW_PAUSE_TIMEOUT", "300"))
 _LOG = os.environ.get("NEWSFLOW_CHECKPOINT_LOG", "")
 _ACTIVE = bool(_KILL or _PAUSE or _LOG)
 _COUNTS: dict[str, int] = {}
+_COUNTS_LOCK = threading.Lock()  # partitions are staged on several threads
 
 
 def _matches(name: str, target: str) -> bool:
@@ -56,8 +58,9 @@ def _matches(name: str, target: str) -> bool:
 def _hit(name: str, target: tuple[str, int] | None, counter: str) -> bool:
     if target is None or not _matches(name, target[0]):
         return False
-    _COUNTS[counter] = _COUNTS.get(counter, 0) + 1
-    return _COUNTS[counter] == target[1]
+    with _COUNTS_LOCK:
+        _COUNTS[counter] = _COUNTS.get(counter, 0) + 1
+        return _COUNTS[counter] == target[1]
 
 
 def _log(name: str) -> None:

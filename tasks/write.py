@@ -5,7 +5,7 @@ Layout (hive style, zstd, one file per partition, rows sorted by the spec's sort
     data/<dataset>/<col>=<value>/.../part-0.parquet
     data/_staging/<run_id>/...      new partition files of a run in progress
     data/_staging/<run_id>/COMMIT.json   the commit record (written last, atomically)
-    data/_staging/<run_id>/batches/<dataset>/<partition>/b<n>.parquet
+    data/_staging/<run_id>/batches/<dataset>/<partition>/b<n>.arrow
                                     rows each batch task spilled (see `spill_frame`)
 
 A run writes every changed partition under `_staging/<run_id>/`, then writes
@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -49,9 +50,15 @@ from tasks.schema import (
 STAGING_DIR = "_staging"
 COMMIT_FILE = "COMMIT.json"
 PART_FILE = "part-0.parquet"
+# Partitions staged at once. A partition is held several times over while it is read,
+# sorted and encoded (a segments partition at 1 GB of input holds ~130 MB of text), so each
+# extra thread adds that to the flow's peak memory: bounded memory first.
+STAGE_THREADS = 1
 SPILL_DIR = "batches"
-# Spill files live for one run and are read once: cheap to write beats small on disk.
+# Spill files live for one run and are read once: Arrow IPC with lz4 (measured on an 8 MB
+# batch: 0.31 s to write vs 0.64 s as lz4 Parquet, 9 MB vs 6 MB on disk).
 SPILL_COMPRESSION = "lz4"
+SPILL_SUFFIX = ".arrow"
 N_SOURCE_BUCKETS = 16
 
 
@@ -88,7 +95,10 @@ def partition_dir(spec: DatasetSpec, values: Iterable[str]) -> str:
 
 def _to_arrow(spec: DatasetSpec, frame: pl.DataFrame) -> pa.Table:
     """Rows of one partition -> an Arrow table with exactly the spec's schema, sorted."""
-    frame = frame.select([f.name for f in spec.file_schema]).sort(list(spec.sort_by), nulls_last=True, maintain_order=True)
+    frame = frame.select([f.name for f in spec.file_schema])
+    already = len(spec.sort_by) == 1 and frame[spec.sort_by[0]].null_count() == 0 and frame[spec.sort_by[0]].is_sorted()
+    if not already:  # sorting copies every column, the text ones too
+        frame = frame.sort(list(spec.sort_by), nulls_last=True, maintain_order=True)
     return frame.to_arrow().cast(spec.file_schema)
 
 
@@ -194,7 +204,7 @@ def spill_root(data_dir: Path, run_id: str) -> Path:
 
 def spill_frame(root: Path, spec: DatasetSpec, frame: pl.DataFrame, batch_no: int) -> None:
     """Write one batch's rows of `spec` under `root`, one file per partition, in the final
-    partition layout (`<dataset>/<col>=<value>/b<n>.parquet`), so that staging a partition
+    partition layout (`<dataset>/<col>=<value>/b<n>.arrow`), so that staging a partition
     later reads exactly its own files. Extra columns (C.batch, C.row) are kept."""
     frame = with_partition_columns(spec, frame)
     keys = list(spec.partition_by)
@@ -204,13 +214,13 @@ def spill_frame(root: Path, spec: DatasetSpec, frame: pl.DataFrame, batch_no: in
             continue
         folder = root / partition_dir(spec, values)
         folder.mkdir(parents=True, exist_ok=True)
-        part.drop(keys).write_parquet(folder / f"b{batch_no:06d}.parquet", compression=SPILL_COMPRESSION, statistics=False)
+        part.drop(keys).write_ipc(folder / f"b{batch_no:06d}{SPILL_SUFFIX}", compression=SPILL_COMPRESSION)
 
 
 def spill_files(root: Path, rel_dir: str) -> list[Path]:
     """Spilled files of one dataset or partition dir, in batch order."""
     folder = root / rel_dir
-    return sorted(folder.rglob("b*.parquet")) if folder.exists() else []
+    return sorted(folder.rglob(f"b*{SPILL_SUFFIX}")) if folder.exists() else []
 
 
 @dataclass
@@ -230,7 +240,7 @@ class SpilledRows:
         if not files:  # nothing spilled: empty, with the internal columns a `keep` may join on
             schema = dict(pl.from_arrow(self.spec.file_schema.empty_table()).schema)
             return pl.LazyFrame(schema={**schema, C.batch: pl.Int64, C.row: pl.UInt32})
-        frame = pl.scan_parquet(files, hive_partitioning=False, glob=False)
+        frame = pl.scan_ipc(files, hive_partitioning=False, glob=False)
         return self.keep(frame) if self.keep is not None else frame
 
     def read(self, rel_dir: str) -> pl.DataFrame:
@@ -272,7 +282,8 @@ def stage_update(
             elif hit.height:
                 touched.add(spec.name)
 
-    for rel_dir in sorted(touched):
+    def stage(rel_dir: str) -> tuple[str, str] | None:
+        """Stage one partition: ("write" | "delete", its file), or None if it vanishes unseen."""
         parts = []
         if not replace_all:
             existing = _read_partition(data_dir, spec, rel_dir)
@@ -283,15 +294,20 @@ def stage_update(
         combined = pl.concat(parts, how="vertical_relaxed") if parts else None
         rel_file = f"{rel_dir}/{PART_FILE}"
         if combined is None or combined.height == 0:
-            if rel_dir in existing_parts:
-                plan.deletes.append(rel_file)
-            continue
+            return ("delete", rel_file) if rel_dir in existing_parts else None
         # The sort key identifies a row; a re-delivered row replaces the stored one (last wins).
-        combined = combined.unique(subset=list(spec.sort_by), keep="last", maintain_order=True)
+        # Checked on the key columns first: copying the text columns only when needed.
+        if combined.select(pl.struct(list(spec.sort_by)).is_duplicated().any()).item():
+            combined = combined.unique(subset=list(spec.sort_by), keep="last", maintain_order=True)
         checkpoint("stage-partition")
         write_parquet_atomic(_to_arrow(spec, combined), staging_root(data_dir, run_id) / rel_file)
-        plan.writes.append(rel_file)
-        del parts, combined
+        return ("write", rel_file)
+
+    # Partitions are independent and polars/pyarrow release the GIL: STAGE_THREADS at a time.
+    with ThreadPoolExecutor(STAGE_THREADS) as pool:
+        for staged in pool.map(stage, sorted(touched)):
+            if staged is not None:
+                (plan.writes if staged[0] == "write" else plan.deletes).append(staged[1])
     return plan
 
 

@@ -413,3 +413,13 @@ def test_order_independent(rows: list[tuple[str, datetime | None, str]], rnd, th
     assert_frame_equal(find_near_duplicates(idx.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(99)), texts, threshold=thr), expected)
     assert expected[C.article_id].is_unique().all() and expected.schema == pl_schema(DUPLICATES.schema)
     assert expected.equals(expected.sort(C.duplicate_of, C.article_id))
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab é上海\n")), max_size=40), min_size=2, max_size=6))
+def test_verification_on_hashed_shingles_equals_the_string_jaccard(texts: list[str]) -> None:
+    from tasks.dedupe import _jaccard_hashed, _shingle_sets
+
+    sets = _shingle_sets(texts)
+    for i, j in itertools.combinations(range(len(texts)), 2):
+        assert _jaccard_hashed(sets[i], sets[j]) == pytest.approx(jaccard(shingles(texts[i]), shingles(texts[j])), abs=1e-12)
