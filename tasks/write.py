@@ -35,7 +35,6 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from tasks.killpoints import checkpoint
-from tasks.storage import SPILL_DIR, STAGING_DIR, DataDirLike, open_data_dir
 from tasks.schema import (
     ARTICLES,
     COMPRESSION,
@@ -46,6 +45,7 @@ from tasks.schema import (
     C,
     DatasetSpec,
 )
+from tasks.storage import STAGING_DIR, DataDirLike, open_data_dir
 
 COMMIT_FILE = "COMMIT.json"
 PART_FILE = "part-0.parquet"
