@@ -62,7 +62,7 @@ def run(
 @app.command()
 def serve(
     seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
-    data: Path = typer.Option(Path("data"), "--data", help="Folder of the Parquet datasets."),
+    data: str = typer.Option("data", "--data", help="Folder of the Parquet datasets, or a filesystem URI (s3://bucket/newsflow)."),
     sweep_cron: str = typer.Option("*/15 * * * *", help="Cron schedule of ingest/sweep."),
     sweep_interval: float = typer.Option(0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
     watch: bool = typer.Option(True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."),

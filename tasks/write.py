@@ -6,7 +6,8 @@ Layout (hive style, zstd, one file per partition, rows sorted by the spec's sort
     data/_staging/<run_id>/...      new partition files of a run in progress
     data/_staging/<run_id>/COMMIT.json   the commit record (written last, atomically)
     data/_staging/<run_id>/batches/<dataset>/<partition>/b<n>.parquet
-                                    rows each batch task spilled (see `spill_frame`)
+                                    rows each batch task spilled (see `spill_frame`;
+                                    a local scratch folder when data/ is a remote URI)
 
 A run writes every changed partition under `_staging/<run_id>/`, then writes
 COMMIT.json (temp file + fsync + rename: that rename is the commit point), then moves
@@ -92,7 +93,7 @@ def _to_arrow(spec: DatasetSpec, frame: pl.DataFrame) -> pa.Table:
 
 
 def write_parquet_atomic(table: pa.Table, data_dir: DataDirLike, rel: str) -> None:
-    """Write a Parquet file so readers see it whole or not at all (see DataDir.write_atomic)."""
+    """Write a Parquet file so readers see it whole or not at all (see LocalDir and ArrowDir.write_atomic in tasks/storage.py)."""
 
     def write(where: str | pa.NativeFile) -> None:
         pq.write_table(
