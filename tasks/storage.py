@@ -7,10 +7,11 @@ protocol of tasks/write.py needs, on paths relative to the data dir (posix, `/`)
   name + fsync + os.replace, fsync of folders), so local bytes and crash guarantees are
   unchanged.
 * `ArrowDir` — anything `pyarrow.fs.FileSystem.from_uri` accepts (`s3://`, `gs://`,
-  `abfs://`, `hdfs://`) or, failing that, any fsspec URI (`memory://`, ...). Object
-  stores have no rename and no fsync: a write is one upload (`open_output_stream`), which
-  creates the object only when it completes, so every object is whole; a move is
-  copy + delete, repeatable after a crash.
+  `abfs://`) or, failing that, any fsspec URI (`memory://`, ...). Object stores have no
+  rename and no fsync: a write is one upload (`open_output_stream`), which creates the
+  object only when it completes, so every object is whole; a move is copy + delete,
+  repeatable after a crash. (Filesystems that write in place, such as HDFS or SFTP, also
+  work but lose the whole-file guarantee: docs/GUARANTEES.md.)
 
 Batch workers spill rows to a local folder (`spill_dir`): inside the data dir when it is
 local (as before), under a local scratch folder when it is remote (see `cache_dir`).
