@@ -12,13 +12,15 @@ Layout (hive style, zstd, one file per partition, rows sorted by the spec's sort
 A run writes every changed partition under `_staging/<run_id>/`, then writes
 COMMIT.json (temp file + fsync + rename: that rename is the commit point), then moves
 each staged file into place with os.replace (atomic per file; the `files` manifest
-goes last) and deletes the staging folder. The data dir may also be a filesystem URI
-(`s3://bucket/newsflow`, see tasks/storage.py): the same steps in the same order, each
-file written in one upload (whole or absent) and moved by copy + delete. `recover()` runs before every run: a
+goes last) and deletes the staging folder. `recover()` runs before every run: a
 staging folder without COMMIT.json is an interrupted run and is deleted (roll back);
 one with COMMIT.json is finished (roll forward). Readers therefore never see a
 partial Parquet file, and a crash at any point leaves either the old or the new data.
 Partition files are named deterministically, so the same input gives the same bytes.
+
+The data dir may also be a filesystem URI (`s3://bucket/newsflow`; tasks/storage.py): the
+same steps in the same order, each file written in one upload (whole or absent) and moved
+by copy + delete. All I/O below goes through that store, with paths relative to data/.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ def _to_arrow(spec: DatasetSpec, frame: pl.DataFrame) -> pa.Table:
 
 
 def write_parquet_atomic(table: pa.Table, data_dir: DataDirLike, rel: str) -> None:
-    """Write a Parquet file so readers see it whole or not at all (see LocalDir and ArrowDir.write_atomic in tasks/storage.py)."""
+    """Write a Parquet file that readers see whole or not at all (`write_atomic` of
+    LocalDir: temp name, fsync, rename; of ArrowDir: one upload)."""
 
     def write(where: str | pa.NativeFile) -> None:
         pq.write_table(
