@@ -8,9 +8,9 @@ protocol of tasks/write.py needs, on paths relative to the data dir (posix, `/`)
   unchanged.
 * `ArrowDir` — anything `pyarrow.fs.FileSystem.from_uri` accepts (`s3://`, `gs://`,
   `abfs://`) or, failing that, any fsspec URI (`memory://`, ...). Object stores have no
-  rename and no fsync: a write is one upload (`open_output_stream`), which creates the
-  object only when it completes, so every object is whole; a move is copy + delete,
-  repeatable after a crash. (Filesystems that write in place, such as HDFS or SFTP, also
+  rename and no fsync: a file is serialised in memory, then written in one upload
+  (`open_output_stream`), which creates the object only when it completes, so every
+  object is whole; a move is copy + delete, repeatable after a crash. (Filesystems that write in place, such as HDFS or SFTP, also
   work but lose the whole-file guarantee: docs/GUARANTEES.md.)
 
 Batch workers spill rows to a local folder (`spill_dir`): inside the data dir when it is
@@ -200,11 +200,16 @@ class ArrowDir:
             return fh.read().decode("utf-8")
 
     def write_atomic(self, rel: str, write: Writer, point: str, sync_dir: bool = False) -> None:
-        # One upload: the object exists only once the stream is closed, whole. There is no
-        # temp name to rename, so the kill point comes before the upload.
+        # Serialise to memory first: closing a stream uploads what it holds, even after an
+        # exception, and pyarrow streams cannot abort. Then one upload of the whole file;
+        # the object exists only once it completes. No temp name, so the kill point comes
+        # before the upload.
+        buffer = pa.BufferOutputStream()
+        write(buffer)
+        data = buffer.getvalue()
         checkpoint(point)
         with self.fs.open_output_stream(self.full(rel)) as out:
-            write(out)
+            out.write(data)
 
     def make_dirs(self, rel: str) -> None:
         """Object stores have no folders to create."""

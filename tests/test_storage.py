@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tasks.storage import ArrowDir, LocalDir, open_data_dir
 
 
@@ -57,12 +59,24 @@ def test_an_object_store_write_is_one_upload_and_a_move_is_copy_then_delete(memo
         where.write(b"whole")
 
     store.write_atomic("_staging/r/ds/k=1/part-0.parquet", write, "test")
-    assert not isinstance(seen[0], str)  # a stream, never a temp file to rename
+    assert not isinstance(seen[0], str)  # a memory stream, never a temp file to rename
     assert store.exists("_staging/r/ds/k=1/part-0.parquet")
     store.move("_staging/r/ds/k=1/part-0.parquet", "ds/k=1/part-0.parquet")
     assert not store.exists("_staging/r/ds/k=1/part-0.parquet")
     assert store.read_text("ds/k=1/part-0.parquet") == "whole"
     assert store.remove_temp_files() == []
+
+
+def test_a_failed_write_leaves_no_object_on_an_object_store(memory_uri: str) -> None:
+    store = open_data_dir(memory_uri)
+
+    def half_then_fail(where) -> None:
+        where.write(b"half a file")
+        raise RuntimeError("serialisation failed")
+
+    with pytest.raises(RuntimeError):
+        store.write_atomic("ds/part-0.parquet", half_then_fail, "test")
+    assert not store.exists("ds/part-0.parquet")
 
 
 def test_files_are_listed_in_the_order_local_disk_gives(tmp_path: Path, memory_uri: str) -> None:
