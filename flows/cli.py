@@ -19,7 +19,7 @@ def main() -> None:
 @app.command()
 def run(
     seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder of input .txt pages."),
-    data: Path = typer.Option(Path("data"), "--data", help="Folder of the Parquet datasets."),
+    data: str = typer.Option("data", "--data", help="Folder of the Parquet datasets, or a filesystem URI (s3://bucket/newsflow, file:///srv/data)."),
     glob: str = typer.Option("**/*.txt", help="Which files of the seeds folder, relative to it."),
     full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every dataset from scratch."),
     threshold: float = typer.Option(0.8, "--near-duplicate-threshold", min=0.0, max=1.0, help="Jaccard similarity above which two articles are near-duplicates."),
@@ -43,7 +43,7 @@ def run(
     try:
         summary = ingest(
             seeds_dir=str(seeds),
-            data_dir=str(data),
+            data_dir=data,
             glob=glob,
             full_refresh=full_refresh,
             near_duplicate_threshold=threshold,
@@ -62,7 +62,7 @@ def run(
 @app.command()
 def serve(
     seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
-    data: Path = typer.Option(Path("data"), "--data", help="Folder of the Parquet datasets."),
+    data: str = typer.Option("data", "--data", help="Folder of the Parquet datasets, or a filesystem URI (s3://bucket/newsflow)."),
     sweep_cron: str = typer.Option("*/15 * * * *", help="Cron schedule of ingest/sweep."),
     sweep_interval: float = typer.Option(0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
     watch: bool = typer.Option(True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."),

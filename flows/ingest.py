@@ -71,6 +71,7 @@ from tasks.schema import (
     C,
     DatasetSpec,
 )
+from tasks.storage import DataDirLike, open_data_dir
 from tasks.write import (
     CommitPlan,
     SpilledRows,
@@ -130,7 +131,8 @@ def process_batches_distributed(
 ) -> list[BatchResult]:
     """The per-batch work as Prefect tasks on whatever task runner this subflow is given
     (a DaskTaskRunner for `runner="dask"`); results come back in batch order. Workers spill
-    their rows under `spill_root` (inside data/), so every worker must see data/."""
+    their rows under `spill_root` (inside data/, or a local scratch folder when data/ is a
+    remote URI), so every worker must see that folder."""
     futures = [process_batch.submit(seeds_dir, batch, known_sha, Spill(spill_root, i), 1) for i, batch in enumerate(batches)]
     return [f.result() for f in futures]
 
@@ -263,7 +265,7 @@ class RunRows:
         return dict(counts.iter_rows())
 
 
-def _texts_loader(data_dir: Path, rows: RunRows):
+def _texts_loader(data_dir: DataDirLike, rows: RunRows):
     """Near-dup verification needs the text of candidate articles only: from this run's
     spilled rows when new, otherwise from the articles dataset."""
 
@@ -289,7 +291,7 @@ class DedupResult:
     duplicates: pl.DataFrame
 
 
-def resign_missing(data: Path, index: pl.DataFrame, article_ids: set[str]) -> pl.DataFrame:
+def resign_missing(data: DataDirLike, index: pl.DataFrame, article_ids: set[str]) -> pl.DataFrame:
     """Signatures for stored articles the index lacks (a new signature scheme, a lost index
     folder): near-duplicate search must see every article ever ingested."""
     missing = article_ids - set(index.get_column(C.article_id).to_list())
@@ -302,7 +304,7 @@ def resign_missing(data: Path, index: pl.DataFrame, article_ids: set[str]) -> pl
     return pl.from_arrow(signed.to_arrow().cast(MINHASH_INDEX.schema))  # type: ignore[return-value]
 
 
-def deduplicate(data: Path, rows: RunRows, replaced_files: list[str], full_refresh: bool, threshold: float) -> DedupResult:
+def deduplicate(data: DataDirLike, rows: RunRows, replaced_files: list[str], full_refresh: bool, threshold: float) -> DedupResult:
     """Exact dedup against everything ingested before, then near-duplicates over the index."""
     if full_refresh:
         kept_ids: set[str] = set()
@@ -316,16 +318,20 @@ def deduplicate(data: Path, rows: RunRows, replaced_files: list[str], full_refre
     live_ids = kept_ids | rows.occurrence_ids()
     orphaned = sorted(existing_ids - live_ids)
     new_ids = rows.winners.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
-    new_signatures = pl.concat([rows.signatures(new_ids), resign_missing(data, old_index, existing_ids - set(orphaned))]).sort(C.article_id)
+    new_signatures = rows.signatures(new_ids)
+    resigned = resign_missing(data, old_index, existing_ids - set(orphaned))
+    if resigned.height:
+        new_signatures = pl.concat([new_signatures, resigned])
     # The index persists under data/_index: a file arriving next month meets everything before it.
-    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures], how="vertical")
+    # (every signature is ~1 KB: at 1 GB of input the index is ~330 MB, so no needless copies)
+    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures]) if old_index.height else new_signatures
     duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, rows), threshold=threshold)
     total = len(existing_ids - set(orphaned)) + new_ids.height
     return DedupResult(rows.articles(new_ids), new_ids.height, new_signatures, orphaned, total, duplicates)
 
 
 def stage_and_commit(
-    data: Path, run_id: str, rows: RunRows, dedup: DedupResult, manifest: pl.DataFrame, replaced_files: list[str], full_refresh: bool
+    data: DataDirLike, run_id: str, rows: RunRows, dedup: DedupResult, manifest: pl.DataFrame, replaced_files: list[str], full_refresh: bool
 ) -> CommitPlan:
     """Stage every changed partition of every dataset, then commit (manifest last)."""
     plan = CommitPlan(run_id)
@@ -358,7 +364,7 @@ def deduplicate_and_commit(
     near_duplicate_threshold: float,
 ) -> RunSummary:
     """Global steps, once per run: deduplicate against data/, then the atomic commit."""
-    data = Path(data_dir)
+    data = open_data_dir(data_dir)
     summary = RunSummary(run_id)
     for r in results:
         for step, seconds in r.timings.items():
@@ -523,7 +529,7 @@ def _collect_with_progress(futures: list, total_bytes: int) -> list[BatchResult]
 
 
 @contextmanager
-def _exclusive(data: Path, wait_seconds: float) -> Iterator[None]:
+def _exclusive(data: DataDirLike, wait_seconds: float) -> Iterator[None]:
     """Hold the data folder's lock; say in the run's log when waiting for another run."""
     with ExitStack() as stack:
         try:
@@ -531,7 +537,7 @@ def _exclusive(data: Path, wait_seconds: float) -> Iterator[None]:
         except DataDirBusy:
             if not wait_seconds:
                 raise
-            get_run_logger().warning("another run is writing to %s; waiting up to %.0f s for it to finish", data, wait_seconds)
+            get_run_logger().warning("another run is writing to %s; waiting up to %.0f s for it to finish", open_data_dir(data).uri, wait_seconds)
             stack.enter_context(data_dir_lock(data, wait_seconds=wait_seconds))
         yield
 
@@ -555,7 +561,7 @@ def ingest(
 
     Args:
         seeds_dir: Folder of input .txt pages.
-        data_dir: Folder of the Parquet datasets (articles, occurrences, segments, spans, duplicates, files).
+        data_dir: Folder of the Parquet datasets (articles, occurrences, segments, spans, duplicates, files): a path or a filesystem URI such as `s3://bucket/newsflow` or `file:///srv/data`.
         glob: Which files, relative to the seeds folder, e.g. `2024-*/*.txt`. Absolute paths and `..` are refused.
         full_refresh: Rebuild every dataset from the files present now instead of adding new and changed files.
         near_duplicate_threshold: Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates.
@@ -569,7 +575,7 @@ def ingest(
     """
     started = time.perf_counter()
     logger = get_run_logger()
-    seeds, data = Path(seeds_dir), Path(data_dir)
+    seeds, data = Path(seeds_dir), open_data_dir(data_dir)
     validate_glob(glob)  # fail at once, naming the parameter, before touching anything
     if runner == "dask":
         require_real_server_for_dask()
@@ -592,7 +598,7 @@ def ingest(
             futures = [process_batch.submit(str(seeds), batch, known, Spill(spill, i), n_workers) for i, batch in enumerate(names)]
             results = _collect_with_progress(futures, sum(f.n_bytes for f in selected))
             release_pool()  # idle workers would keep their memory through the global steps
-        summary = deduplicate_and_commit(str(data), results, run_id, full_refresh, near_duplicate_threshold)
+        summary = deduplicate_and_commit(data.uri, results, run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
@@ -614,7 +620,7 @@ def ingest(
     return summary.as_dict()
 
 
-def _known_hashes(data: Path) -> dict[str, str]:
+def _known_hashes(data: DataDirLike) -> dict[str, str]:
     """sha256 of every file already in the manifest (processed or quarantined)."""
     manifest = read_dataset(data, FILES, [C.source_file, C.source_sha256])
     return {f: s for f, s in manifest.iter_rows() if s is not None}

@@ -25,6 +25,7 @@ from prefect.events import DeploymentEventTrigger
 
 from flows.ingest import ingest
 from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
+from tasks.storage import is_uri
 
 DEFAULT_SWEEP_CRON = "*/15 * * * *"
 SERVED_LOCK_WAIT_SECONDS = 900.0
@@ -35,10 +36,11 @@ def _one_at_a_time() -> ConcurrencyLimitConfig:
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
-def build_deployments(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None) -> list:
+def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None) -> list:
     base = {
         "seeds_dir": str(seeds_dir.resolve()),
-        "data_dir": str(data_dir.resolve()),
+        # a filesystem URI (s3://...) as given; a local folder made absolute for the runs
+        "data_dir": str(data_dir) if is_uri(str(data_dir)) else str(Path(data_dir).resolve()),
         "lock_wait_seconds": SERVED_LOCK_WAIT_SECONDS,
     }
     schedule = {"interval": timedelta(seconds=sweep_interval)} if sweep_interval else {"cron": sweep_cron}
@@ -73,7 +75,7 @@ def build_deployments(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT
     return [sweep, on_file, backfill]
 
 
-def serve_all(seeds_dir: Path, data_dir: Path, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
+def serve_all(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
     """Blocks: serves the three deployments and (by default) watches the seeds folder."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
     deployments = build_deployments(seeds_dir, data_dir, sweep_cron, sweep_interval)

@@ -16,7 +16,8 @@
 Checkpoint names in use: `read:<source_file>` (per file: opened, not yet read; load.py),
 `decode` (per file; pipeline.py), `stage:<dataset>` (ingest.py), `stage-partition` (per
 staged partition file; write.py), `parquet-written` (temp file written, before its rename;
-write.py), `commit` (ingest.py), `commit-record` (before COMMIT.json is renamed in),
+storage.py; on an object store: before the upload), `commit` (ingest.py), `commit-record`
+(before COMMIT.json is renamed in, or uploaded; storage.py),
 `apply-delete`, `apply` (before each staged file is moved into place), `apply-cleanup`
 (before the staging folder is removed; all write.py), `lock-busy` (the lock is held by
 another run), `locked` (lock acquired), `unlocking` (about to release it; all lock.py).

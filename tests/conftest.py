@@ -46,6 +46,23 @@ def seeds_copy(tmp_path: Path) -> Path:
     return target
 
 
+@pytest.fixture
+def memory_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh data dir on fsspec's in-memory filesystem: a non-local store without rename
+    or fsync, standing in for an object store. Host-local scratch (locks, spill) goes to
+    tmp_path; the in-memory tree is removed afterwards."""
+    import uuid
+
+    import fsspec
+
+    monkeypatch.setenv("NEWSFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    bucket = f"newsflow-test-{uuid.uuid4().hex[:12]}"
+    yield f"memory://{bucket}/data"
+    memory = fsspec.filesystem("memory")
+    if memory.exists(f"/{bucket}"):
+        memory.rm(f"/{bucket}", recursive=True)
+
+
 def seed_text(name_prefix: str) -> str:
     (path,) = SEEDS.glob(f"{name_prefix}_*.txt")
     return path.read_text(encoding="utf-8")

@@ -23,6 +23,7 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
+from tasks.storage import open_data_dir
 from tasks.write import read_dataset
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -201,3 +202,30 @@ def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seed
     without_manifest = lambda d: {k: v for k, v in _tree_digest(d).items() if not k.startswith("files/")}  # noqa: E731
     assert without_manifest(tmp_path / "one") == without_manifest(tmp_path / "many")
     assert set(many["step_seconds"]) >= {"load", "segment", "tag", "enrich", "dedup", "write"}
+
+
+def _without_manifest(digest: dict[str, str]) -> dict[str, str]:
+    """The `files` manifest records run ids and times; every other file is deterministic."""
+    return {k: v for k, v in digest.items() if not k.startswith("files/")}
+
+
+def test_a_file_uri_data_dir_gives_the_same_datasets_as_the_plain_path(seeded, tmp_path: Path) -> None:
+    seeds, data, _ = seeded
+    summary = ingest(seeds_dir=str(seeds), data_dir=f"file://{tmp_path}/data")
+    assert summary["articles_new"] == 20
+    assert _without_manifest(_tree_digest(tmp_path / "data")) == _without_manifest(_tree_digest(data))
+    assert read_dataset(tmp_path / "data", FILES).height == 5
+
+
+def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotently(seeded, memory_uri: str) -> None:
+    seeds, data, _ = seeded
+    summary = ingest(seeds_dir=str(seeds), data_dir=memory_uri)
+    assert summary["articles_new"] == 20 and summary["spans"] == 9
+    store = open_data_dir(memory_uri)
+    fs = store.filesystem()
+    remote = {rel: hashlib.sha256(fs.open_input_stream(store.full(rel)).read()).hexdigest() for rel in store.list_files("", "part-0.parquet")}
+    assert _without_manifest(remote) == _without_manifest(_tree_digest(data))
+    assert store.list_dirs("_staging") == []  # committed and cleaned up
+    again = ingest(seeds_dir=str(seeds), data_dir=memory_uri)
+    assert again["files_unchanged"] == 5 and again["articles_new"] == 0
+    assert read_dataset(memory_uri, ARTICLES).height == 20

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.lock import LOCK_FILE, DataDirBusy, data_dir_lock
+from flows.lock import LOCK_FILE, DataDirBusy, data_dir_lock, lock_path
 
 
 def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -61,3 +61,20 @@ def test_a_planted_symlink_lock_file_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(OSError), data_dir_lock(data):
         pass
     assert victim.read_text() == "precious"
+
+
+def test_a_uri_data_dir_is_locked_by_a_host_local_file_keyed_by_the_uri(tmp_path: Path, memory_uri: str) -> None:
+    # Object stores have no flock: one host's runs are serialised through its cache folder.
+    path = lock_path(memory_uri)
+    assert path.parent == tmp_path / "cache" / "locks"
+    assert lock_path(memory_uri) == path and lock_path(memory_uri + "-other") != path
+    with data_dir_lock(memory_uri), pytest.raises(DataDirBusy, match=memory_uri), data_dir_lock(memory_uri):
+        pass
+    with data_dir_lock(memory_uri):  # released
+        pass
+
+
+def test_a_file_uri_locks_the_local_folder_itself(tmp_path: Path) -> None:
+    assert lock_path(f"file://{tmp_path}/data") == tmp_path / "data" / LOCK_FILE
+    with data_dir_lock(tmp_path / "data"), pytest.raises(DataDirBusy), data_dir_lock(f"file://{tmp_path}/data"):
+        pass

@@ -9,15 +9,21 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pyarrow.parquet as pq
+import pytest
 
 from tasks.schema import ARTICLES, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
+from tasks.storage import STAGING_DIR, open_data_dir
 from tasks.write import (
     COMMIT_FILE,
+    PART_FILE,
     CommitPlan,
+    SpilledRows,
     commit,
     read_dataset,
     recover,
     source_bucket,
+    spill_frame,
+    spill_root,
     stage_update,
     staging_root,
 )
@@ -117,8 +123,6 @@ def test_empty_plan_commits_nothing(tmp_path: Path) -> None:
 
 
 def test_a_forged_commit_record_cannot_touch_files_outside_the_datasets(tmp_path: Path) -> None:
-    import pytest
-
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     data = tmp_path / "data"
@@ -128,3 +132,78 @@ def test_a_forged_commit_record_cannot_touch_files_outside_the_datasets(tmp_path
     with pytest.raises(ValueError, match="not a dataset file"):
         recover(data)
     assert victim.read_text() == "precious"
+
+
+# --- data dirs given as filesystem URIs (tasks/storage.py) ---
+
+
+def _memory_tree(uri: str) -> dict[str, bytes]:
+    store = open_data_dir(uri)
+    rels = store.list_files("", PART_FILE)
+    return {rel: store.filesystem().open_input_stream(store.full(rel)).read() for rel in rels}
+
+
+def _local_tree(data: Path) -> dict[str, bytes]:
+    return {p.relative_to(data).as_posix(): p.read_bytes() for p in sorted(data.rglob(PART_FILE))}
+
+
+def _two_runs(data: str | Path) -> None:
+    rows = _articles(["b", "a", "c"], [datetime(2024, 5, 17, tzinfo=SH), datetime(2024, 4, 1, tzinfo=SH), None])
+    commit(data, stage_update(data, "r1", ARTICLES, rows))
+    gone = pl.col(C.article_id) == "a"
+    commit(data, stage_update(data, "r2", ARTICLES, _articles(["d"], [datetime(2024, 5, 2, tzinfo=SH)]), delete_where=gone))
+
+
+def test_a_file_uri_data_dir_gives_the_same_bytes_as_the_plain_path(tmp_path: Path) -> None:
+    _two_runs(tmp_path / "plain")
+    _two_runs(f"file://{tmp_path}/uri")
+    assert _local_tree(tmp_path / "plain") == _local_tree(tmp_path / "uri")
+    assert "articles/year=2024/month=04/part-0.parquet" not in _local_tree(tmp_path / "uri")  # emptied, deleted
+
+
+def test_an_object_store_data_dir_holds_the_same_bytes_as_local_disk(tmp_path: Path, memory_uri: str) -> None:
+    _two_runs(tmp_path / "plain")
+    _two_runs(memory_uri)
+    assert _memory_tree(memory_uri) == _local_tree(tmp_path / "plain")
+    assert read_dataset(memory_uri, ARTICLES).sort(C.article_id).equals(read_dataset(tmp_path / "plain", ARTICLES).sort(C.article_id))
+    assert open_data_dir(memory_uri).list_dirs(STAGING_DIR) == []  # staging removed after the commit
+
+
+@pytest.mark.parametrize("kind", ["file", "memory"])
+def test_recovery_through_a_uri_rolls_committed_runs_forward_and_interrupted_ones_back(kind: str, tmp_path: Path, memory_uri: str) -> None:
+    data = f"file://{tmp_path}/data" if kind == "file" else memory_uri
+    store = open_data_dir(data)
+    commit(data, stage_update(data, "old", ARTICLES, _articles(["a"], [None])))
+    stage_update(data, "crashed", ARTICLES, _articles(["b"], [None]))  # no commit record
+    plan = stage_update(data, "committed", ARTICLES, _articles(["c"], [None]))
+    record = json.dumps({"run_id": "committed", "writes": plan.writes, "deletes": []})
+    store.write_atomic(f"{STAGING_DIR}/committed/{COMMIT_FILE}", lambda w: Path(w).write_text(record) if isinstance(w, str) else w.write(record.encode()), "test")
+    assert read_dataset(data, ARTICLES).get_column(C.article_id).to_list() == ["a"]  # not applied yet
+    assert recover(data) == ["rolled forward committed run committed", "discarded interrupted run crashed"]
+    assert read_dataset(data, ARTICLES).get_column(C.article_id).to_list() == ["a", "c"]
+    assert store.list_dirs(STAGING_DIR) == []
+    assert recover(data) == []
+
+
+def test_rolling_forward_again_after_a_crash_between_copy_and_delete_is_harmless(memory_uri: str) -> None:
+    # On an object store a move is copy + delete: a crash between them leaves the staged
+    # file and its copy in place; the next recovery copies again and finishes the run.
+    store = open_data_dir(memory_uri)
+    plan = stage_update(memory_uri, "r", ARTICLES, _articles(["a", "b"], [None, None]))
+    record = json.dumps({"run_id": "r", "writes": plan.writes, "deletes": []})
+    store.write_atomic(f"{STAGING_DIR}/r/{COMMIT_FILE}", lambda w: w.write(record.encode()), "test")
+    (rel,) = plan.writes
+    store.filesystem().copy_file(store.full(f"{STAGING_DIR}/r/{rel}"), store.full(rel))  # the copy, then "kill -9"
+    assert recover(memory_uri) == ["rolled forward committed run r"]
+    assert sorted(read_dataset(memory_uri, ARTICLES).get_column(C.article_id).to_list()) == ["a", "b"]
+    assert store.list_files("", PART_FILE) == [rel]
+
+
+def test_a_remote_data_dir_spills_locally_and_the_commit_removes_the_spill(memory_uri: str, tmp_path: Path) -> None:
+    spill = spill_root(memory_uri, "r")
+    assert spill.is_relative_to(tmp_path / "cache")
+    spill_frame(spill, ARTICLES, _articles(["a"], [None]), 0)
+    assert SpilledRows(spill, ARTICLES).read(f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}").height == 1
+    commit(memory_uri, stage_update(memory_uri, "r", ARTICLES, SpilledRows(spill, ARTICLES)))
+    assert read_dataset(memory_uri, ARTICLES).get_column(C.article_id).to_list() == ["a"]
+    assert not spill.exists()
