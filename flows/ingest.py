@@ -270,7 +270,16 @@ def _texts_loader(data_dir: DataDirLike, rows: RunRows):
     spilled rows when new, otherwise from the articles dataset."""
 
     def load(ids: list[str]) -> dict[str, str]:
-        fresh = rows.articles().scan().filter(pl.col(C.article_id).is_in(ids)).select(C.article_id, C.title, C.body).collect()
+        # filter by id before the winner join, streaming: only the candidates' texts are held
+        # (not every spilled body: ~1 GB at 1 GB of input)
+        chosen = rows.winners.filter(pl.col(C.article_id).is_in(ids)).lazy()
+        fresh = (
+            SpilledRows(rows.root, ARTICLES).scan()
+            .filter(pl.col(C.article_id).is_in(ids))
+            .join(chosen, on=[C.article_id, C.batch], how="semi")
+            .select(C.article_id, C.title, C.body)
+            .collect(engine="streaming")
+        )
         found = dict(zip(fresh.get_column(C.article_id).to_list(), signature_texts(fresh), strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
