@@ -40,7 +40,8 @@ DEFAULT_ROOT = REPO / "bench"
 NAIVE_MAX_BYTES = 16 * MB  # the O(n^2) baseline runs on the 10 MB corpus only
 TARGETS = {"span_recall": 0.99, "lang_accuracy": 0.98, "dup_precision": 0.99, "dup_recall": 0.95}
 STEPS = ("load", "segment", "tag", "dedup", "enrich", "write")
-BATCH_STEPS = ("load", "segment", "tag", "enrich", "minhash")  # run in worker processes, in parallel
+# run in worker processes, in parallel (spill: a batch writing its rows to the run's staging)
+BATCH_STEPS = ("load", "segment", "tag", "enrich", "minhash", "spill")
 
 bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark newsflow on generated corpora with ground truth.")
 
@@ -734,6 +735,8 @@ def format_table(results: list[dict]) -> str:
     for s in STEPS:
         if s == "dedup":
             add("  step dedup s (minhash+global)", lambda r: f"{nf(r)['step_seconds'].get('minhash', 0) + nf(r)['step_seconds'].get('dedup', 0):.1f}")
+        elif s == "write":
+            add("  step write s (spill+stage+commit)", lambda r: f"{nf(r)['step_seconds'].get('spill', 0) + nf(r)['step_seconds'].get('write', 0):.1f}")
         else:
             add(f"  step {s} s", lambda r, s=s: f"{nf(r)['step_seconds'].get(s, 0):.1f}")
     add("  batches / workers", lambda r: f"{nf(r)['batches']} / {nf(r)['workers']}")

@@ -48,8 +48,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.dedupe import jaccard, shingles
-
 SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
 TRUTH_DIR = "truth"
 PAGES_DIR = "seeds"
@@ -179,8 +177,19 @@ def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
 # ------------------------------------------------------------------ shingles (verification)
 
 
-# newsflow's own definitions, so the ground truth agrees with what the pipeline measures
-shingle_set = shingles
+# newsflow's own definitions, so the ground truth agrees with what the pipeline measures.
+# Imported when called: the datatrove bench child imports this module from a venv without
+# polars (which tasks.dedupe needs).
+def shingle_set(text: str) -> set[str]:
+    from tasks.dedupe import shingles
+
+    return shingles(text)
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    from tasks.dedupe import jaccard as exact_jaccard
+
+    return exact_jaccard(a, b)
 
 
 # ------------------------------------------------------------------ article model
