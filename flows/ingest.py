@@ -107,6 +107,15 @@ def compute_pool(workers: int) -> ProcessPoolExecutor:
         return _POOL
 
 
+def release_pool() -> None:
+    """Shut the pool down: idle workers would keep their memory through the global steps."""
+    global _POOL, _POOL_WORKERS
+    with _POOL_LOCK:
+        if _POOL is not None:
+            _POOL.shutdown()
+            _POOL, _POOL_WORKERS = None, 0
+
+
 # Tasks take big frames and file lists: hashing them for a cache key would cost more than
 # the work, and a re-run must re-read the files anyway, so no task is cached.
 @task(name="process-batch", retries=0, cache_policy=NO_CACHE)
@@ -159,14 +168,6 @@ def require_real_server_for_dask() -> None:
         )
 
 
-def release_pool() -> None:
-    global _POOL, _POOL_WORKERS
-    with _POOL_LOCK:
-        if _POOL is not None:
-            _POOL.shutdown()
-            _POOL, _POOL_WORKERS = None, 0
-
-
 @dataclass
 class RunSummary:
     run_id: str
@@ -189,13 +190,6 @@ class RunSummary:
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
-
-
-def _concat(frames: list[pl.DataFrame], spec) -> pl.DataFrame:
-    frames = [f for f in frames if f.height]
-    if not frames:
-        return pl.from_arrow(spec.schema.empty_table())  # type: ignore[return-value]
-    return pl.concat(frames, how="vertical")
 
 
 def _manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> pl.DataFrame:
@@ -270,13 +264,12 @@ def _texts_loader(data_dir: DataDirLike, rows: RunRows):
     spilled rows when new, otherwise from the articles dataset."""
 
     def load(ids: list[str]) -> dict[str, str]:
-        # filter by id before the winner join, streaming: only the candidates' texts are held
-        # (not every spilled body: ~1 GB at 1 GB of input)
-        chosen = rows.winners.filter(pl.col(C.article_id).is_in(ids)).lazy()
+        # streaming, and polars pushes the id filter into the scan: only the candidates'
+        # texts are held (not every spilled body: ~1 GB at 1 GB of input)
+        wanted = pl.col(C.article_id).is_in(ids)
         fresh = (
-            SpilledRows(rows.root, ARTICLES).scan()
-            .filter(pl.col(C.article_id).is_in(ids))
-            .join(chosen, on=[C.article_id, C.batch], how="semi")
+            rows.articles(rows.winners.filter(wanted)).scan()
+            .filter(wanted)
             .select(C.article_id, C.title, C.body)
             .collect(engine="streaming")
         )

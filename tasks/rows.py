@@ -48,13 +48,9 @@ class Columns:
     def __post_init__(self) -> None:
         self.names = tuple(f.name for f in self.spec.schema)
 
-    def add(self, **row: object) -> None:
-        for key, value in row.items():
-            self.data[key].append(value)
-
     def add_rows(self, rows: list[tuple]) -> None:
         """Append rows given as tuples in schema order (one page's worth): a tuple per row
-        is cheaper than add()'s kwargs dict, and the tuples die with the page, so the
+        is cheaper than a kwargs dict per row, and the tuples die with the page, so the
         batch-long buffers hold only column lists (a batch of long-lived row tuples made
         frame() ~3x slower, from the garbage collector walking them)."""
         if rows:
@@ -78,13 +74,6 @@ class BatchRows:
     segments: Columns = field(default_factory=lambda: Columns(SEGMENTS))
     spans: Columns = field(default_factory=lambda: Columns(SPANS))
     candidates: dict[str, list] = field(default_factory=lambda: defaultdict(list))
-
-
-def add_segment(
-    rows: BatchRows, text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list
-) -> None:
-    """One paragraph or sentence row; its language from the spans inside it."""
-    rows.segments.add_rows([_segment_row(text, aid, source, level, p_index, s_index, start, end, spans)])
 
 
 def _segment_row(text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list) -> tuple:
