@@ -481,7 +481,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         results = [process_files(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
     outcomes = [o for r in results for o in r.outcomes]
     replaced = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
-    rows = RunRows.gather(spill_root(data, run_id))
+    rows = RunRows.gather(spill_root(data, run_id), results)
     dedup = deduplicate(data, rows, replaced, True, 0.8)
     stage_and_commit(data, run_id, rows, dedup, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True)
     return {"seconds": time.perf_counter() - t}

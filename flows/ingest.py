@@ -10,6 +10,8 @@ Reads top to bottom like the process it runs:
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import multiprocessing
 import os
 import threading
@@ -56,7 +58,7 @@ from tasks.pipeline import (
     process_files,
     timed,
 )
-from tasks.rows import signature_texts
+from tasks.rows import signature_text_expr, signature_texts
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -78,6 +80,7 @@ from tasks.write import (
     commit,
     read_dataset,
     recover,
+    spill_files_by_batch,
     spill_root,
     stage_update,
 )
@@ -114,6 +117,26 @@ def release_pool() -> None:
         if _POOL is not None:
             _POOL.shutdown()
             _POOL, _POOL_WORKERS = None, 0
+
+
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
+        return None
+
+
+_MALLOC_TRIM = _libc_malloc_trim()
+
+
+def return_freed_memory() -> None:
+    """Hand the heap pages freed by the last global step back to the OS. glibc keeps them
+    for reuse, but the next step allocates through polars' own allocator, so they only
+    add to the peak (measured at 1 GB: 360 MB kept after near-duplicate verification,
+    whose texts are Python strings)."""
+    gc.collect()
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 # Tasks take big frames and file lists: hashing them for a cache key would cost more than
@@ -211,6 +234,9 @@ def _manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> p
     return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
 
 
+_TEXT = "_text"  # internal column: an article's title and body, see signature_text_expr
+
+
 @dataclass
 class RunRows:
     """This run's rows, as the batches spilled them under `root`: read lazily and one
@@ -219,17 +245,26 @@ class RunRows:
 
     root: Path
     winners: pl.DataFrame
+    n_occurrences: int = 0
+    spans_by_lang: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def gather(cls, root: Path) -> RunRows:
-        keys = SpilledRows(root, ARTICLES).scan().select(C.article_id, C.kind, C.batch, C.row)
+    def gather(cls, root: Path, results: list[BatchResult]) -> RunRows:
+        """The run's rows from what its batches spilled under `root` and reported back."""
+        keys = [r.article_keys for r in results if r.article_keys is not None]
+        if not keys:  # nothing processed: no rows (and keys of the right types)
+            keys = [SpilledRows(root, ARTICLES).scan().select(C.article_id, C.kind, C.batch, C.row).collect()]
         winners = (
-            keys.sort(pl.col(C.kind) != KIND_MAIN, C.batch, C.row)
+            pl.concat(keys)
+            .sort(pl.col(C.kind) != KIND_MAIN, C.batch, C.row)
             .unique(C.article_id, keep="first", maintain_order=True)
             .select(C.article_id, C.batch)
-            .collect()
         )
-        return cls(root, winners)
+        by_lang: dict[str, int] = {}
+        for r in results:
+            for lang, n in r.spans_by_lang.items():
+                by_lang[lang] = by_lang.get(lang, 0) + n
+        return cls(root, winners, sum(r.n_occurrences for r in results), dict(sorted(by_lang.items())))
 
     def rows(self, spec: DatasetSpec) -> SpilledRows:
         return SpilledRows(self.root, spec)
@@ -248,15 +283,26 @@ class RunRows:
             .collect()
         )
 
-    def count(self, spec: DatasetSpec) -> int:
-        return self.rows(spec).scan().select(pl.len()).collect().item()
+    def article_texts(self, ids: list[str]) -> pl.DataFrame:
+        """article_id, _TEXT (title and body, not normalized) of the winners among `ids`, read
+        one batch's files at a time: only the wanted texts are held, copied out of the read
+        buffers. (A streaming scan of every file at once held ~570 MB at 1 GB of input, and
+        string views of the kept rows pin the buffers they point into.)"""
+        wanted = self.winners.filter(pl.col(C.article_id).is_in(ids))
+        files = spill_files_by_batch(self.root, ARTICLES.name)
+        pieces = [pl.DataFrame(schema={C.article_id: pl.String, _TEXT: pl.String})]
+        for batch, ids_of_batch in wanted.group_by(C.batch, maintain_order=True).agg(C.article_id).iter_rows():
+            pieces.append(
+                pl.scan_ipc(files[batch], hive_partitioning=False, glob=False)
+                .filter(pl.col(C.article_id).is_in(ids_of_batch))
+                .select(C.article_id, signature_text_expr().alias(_TEXT))
+                .collect()
+            )
+        return pl.concat(pieces)
 
-    def occurrence_ids(self) -> set[str]:
-        return set(self.rows(OCCURRENCES).scan().select(C.article_id).unique().collect().to_series().to_list())
-
-    def spans_by_lang(self) -> dict[str, int]:
-        counts = self.rows(SPANS).scan().group_by(C.lang).len().sort(C.lang).collect()
-        return dict(counts.iter_rows())
+    def article_ids(self) -> set[str]:
+        """Every article this run saw (each has an occurrence, and each occurrence an article)."""
+        return set(self.winners.get_column(C.article_id).to_list())
 
 
 def _texts_loader(data_dir: DataDirLike, rows: RunRows):
@@ -264,16 +310,9 @@ def _texts_loader(data_dir: DataDirLike, rows: RunRows):
     spilled rows when new, otherwise from the articles dataset."""
 
     def load(ids: list[str]) -> dict[str, str]:
-        # streaming, and polars pushes the id filter into the scan: only the candidates'
-        # texts are held (not every spilled body: ~1 GB at 1 GB of input)
-        wanted = pl.col(C.article_id).is_in(ids)
-        fresh = (
-            rows.articles(rows.winners.filter(wanted)).scan()
-            .filter(wanted)
-            .select(C.article_id, C.title, C.body)
-            .collect(engine="streaming")
-        )
-        found = dict(zip(fresh.get_column(C.article_id).to_list(), signature_texts(fresh), strict=True))
+        fresh = rows.article_texts(ids)
+        texts = (dedupe.normalize_text(t) for t in fresh.get_column(_TEXT))
+        found = dict(zip(fresh.get_column(C.article_id).to_list(), texts, strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
             old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(pl.col(C.article_id).is_in(missing))
@@ -317,7 +356,7 @@ def deduplicate(data: DataDirLike, rows: RunRows, replaced_files: list[str], ful
         kept_ids = set(occ.filter(~pl.col(C.source_file).is_in(replaced_files)).get_column(C.article_id).to_list())
         existing_ids = set(read_dataset(data, ARTICLES, [C.article_id]).get_column(C.article_id).to_list())
         old_index = read_dataset(data, MINHASH_INDEX)
-    live_ids = kept_ids | rows.occurrence_ids()
+    live_ids = kept_ids | rows.article_ids()
     orphaned = sorted(existing_ids - live_ids)
     new_ids = rows.winners.filter(~pl.col(C.article_id).is_in(list(existing_ids)))
     new_signatures = rows.signatures(new_ids)
@@ -328,6 +367,7 @@ def deduplicate(data: DataDirLike, rows: RunRows, replaced_files: list[str], ful
     # (every signature is ~1 KB: at 1 GB of input the index is ~330 MB, so no needless copies)
     index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures]) if old_index.height else new_signatures
     duplicates = dedupe.find_near_duplicates(index, _texts_loader(data, rows), threshold=threshold)
+    return_freed_memory()
     total = len(existing_ids - set(orphaned)) + new_ids.height
     return DedupResult(rows.articles(new_ids), new_ids.height, new_signatures, orphaned, total, duplicates)
 
@@ -352,6 +392,7 @@ def stage_and_commit(
         checkpoint(f"stage:{spec.name}")
         replace_all = full_refresh or spec is DUPLICATES
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=replace_all))
+        return_freed_memory()
     checkpoint("commit")
     commit(data, plan)
     return plan
@@ -373,12 +414,11 @@ def deduplicate_and_commit(
             summary.step_seconds[step] = summary.step_seconds.get(step, 0.0) + seconds
     outcomes = [o for r in results for o in r.outcomes]
     replaced_files = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
-    rows = RunRows.gather(spill_root(data, run_id))
+    rows = RunRows.gather(spill_root(data, run_id), results)
     with timed(summary.step_seconds, "dedup"):
         dedup = deduplicate(data, rows, replaced_files, full_refresh, near_duplicate_threshold)
-    # counted from the spilled rows, which the commit removes
-    summary.occurrences = rows.count(OCCURRENCES)
-    summary.spans_by_lang = rows.spans_by_lang()
+    summary.occurrences = rows.n_occurrences
+    summary.spans_by_lang = rows.spans_by_lang
     with timed(summary.step_seconds, "write"):
         manifest = _manifest_rows(outcomes, run_id, datetime.now(UTC))
         plan = stage_and_commit(data, run_id, rows, dedup, manifest, replaced_files, full_refresh)

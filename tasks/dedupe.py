@@ -24,7 +24,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from tasks.schema import DUPLICATES, METHOD_MINHASH, MINHASH_INDEX, TIMEZONE, C
+from tasks.schema import (
+    DUPLICATES,
+    METHOD_MINHASH,
+    MINHASH_INDEX,
+    SIGNATURE_LENGTH,
+    TIMEZONE,
+    C,
+)
 
 __all__ = [
     "OTHER_ID",
@@ -44,6 +51,7 @@ SHINGLE_K = 5
 OTHER_ID = "other_id"  # second id column of lsh_candidate_pairs (internal, not persisted)
 _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
+_MASK32 = (1 << 32) - 1  # signature values are 32-bit (see minhash_signatures); all ones = no words
 
 # ---------------------------------------------------------------------------- normalization
 
@@ -195,13 +203,17 @@ def _shingle_hashes_batch(texts: Sequence[str], k: int = SHINGLE_K) -> tuple[np.
     return out, counts
 
 
-def _shingle_sets(texts: Sequence[str]) -> list[np.ndarray]:
-    """Each text's shingle set as sorted unique 64-bit hashes, all texts in one vectorized
-    pass. Verifying candidates with these instead of `shingles` string sets: measured 15 s
-    of a 100 MB run's 21 s near-duplicate search. Equal to the string Jaccard unless two
-    distinct shingles collide in 64 bits (expected ~n^2 / 2^65: never at these sizes)."""
-    h, counts = _shingle_hashes_batch(texts)
-    return [np.unique(part) for part in np.split(h, np.cumsum(counts)[:-1])] if len(texts) else []
+def _shingle_sets(texts: Sequence[str], batch_texts: int = 4096) -> list[np.ndarray]:
+    """Each text's shingle set as sorted unique 64-bit hashes, vectorized over `batch_texts`
+    texts at a time (bounds the tokenizer's memory). Verifying candidates with these instead
+    of `shingles` string sets: measured 15 s of a 100 MB run's 21 s near-duplicate search.
+    Equal to the string Jaccard unless two distinct shingles collide in 64 bits (expected
+    ~n^2 / 2^65: never at these sizes)."""
+    out: list[np.ndarray] = []
+    for lo in range(0, len(texts), batch_texts):
+        h, counts = _shingle_hashes_batch(texts[lo : lo + batch_texts])
+        out += [np.unique(part) for part in np.split(h, np.cumsum(counts)[:-1])]
+    return out
 
 
 def _jaccard_hashed(a: np.ndarray, b: np.ndarray) -> float:
@@ -246,21 +258,24 @@ def _densify(sig: np.ndarray, filled: np.ndarray, probes: np.ndarray) -> None:
 
 
 def minhash_signatures(
-    texts: Sequence[str], num_perm: int = 128, seed: int = 1, *, batch_texts: int = 4096
+    texts: Sequence[str], num_perm: int = SIGNATURE_LENGTH, seed: int = 1, *, batch_texts: int = 4096
 ) -> np.ndarray:
-    """(n, num_perm) uint64 MinHash signatures of the texts' word 5-shingles.
+    """(n, num_perm) uint32 MinHash signatures of the texts' word 5-shingles.
 
     One-permutation hashing with densification: a shingle hash h is re-mixed with the seed,
     v = fmix64(h ^ key); its high 32 bits pick one of num_perm bins and the bin keeps the
     smallest v; bins no shingle fell into copy a donor bin (`_densify`). Each position
     matches between two texts with probability = their shingle Jaccard, as with num_perm
     independent permutations, at the cost of one pass over the shingles instead of
-    num_perm. A text without words gets the all-ones signature, which LSH ignores.
-    `batch_texts` bounds the memory of one pass."""
-    out = np.full((len(texts), num_perm), _MASK64, dtype=_U64)
+    num_perm. A bin keeps the low 32 bits of its minimum (b-bit MinHash, b = 32): two
+    different minima then agree by accident with probability 2^-32, and the index is half
+    the size (~0.5 KB an article; it is held whole by the global near-duplicate step). A
+    text without words gets the all-ones signature, which LSH ignores. `batch_texts` bounds
+    the memory of one pass."""
+    out = np.full((len(texts), num_perm), _MASK32, dtype=np.uint32)
     for lo in range(0, len(texts), batch_texts):
         h, counts = _shingle_hashes_batch(texts[lo : lo + batch_texts])
-        out[lo : lo + len(counts)] = _one_permutation_minhash(h, counts, num_perm, seed)
+        out[lo : lo + len(counts)] = _one_permutation_minhash(h, counts, num_perm, seed) & _U64(_MASK32)
     return out
 
 
@@ -282,7 +297,15 @@ def _one_permutation_minhash(h: np.ndarray, counts: np.ndarray, num_perm: int, s
 
 # ---------------------------------------------------------------------------- LSH
 
-def lsh_params(threshold: float, num_perm: int = 128, recall: float = 0.99) -> tuple[int, int]:
+def _signature_matrix(signatures: pl.Series, num_perm: int) -> np.ndarray:
+    """(n, num_perm) uint32 view of a signature column: an Array column is one buffer, read
+    without a copy (the index is the largest thing the global step holds)."""
+    if isinstance(signatures.dtype, pl.Array):
+        return signatures.to_numpy().astype(np.uint32, copy=False).reshape(len(signatures), num_perm)
+    return signatures.explode().to_numpy().astype(np.uint32, copy=False).reshape(len(signatures), num_perm)
+
+
+def lsh_params(threshold: float, num_perm: int = SIGNATURE_LENGTH, recall: float = 0.99) -> tuple[int, int]:
     """(bands, rows): the most selective band width r (fewest false candidates) whose
     probability of making a pair of Jaccard == threshold a candidate, 1-(1-t^r)^b with
     b = num_perm // r, is still >= `recall`. Recall-first because every candidate is verified
@@ -312,11 +335,13 @@ def _band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 # A candidate whose signatures agree on fewer than (threshold - slack) of their positions is
 # dropped before the exact check. Each position agrees with probability = the Jaccard J, so
-# for J >= threshold the agreement falls below that only ~7 standard deviations out at 128
-# positions (J = 0.8: mean 0.80, sd 0.035). Why: LSH tuned for recall 0.99 also pairs many
-# J ~ 0.2-0.4 articles, and their count grows with the square of the corpus (measured on the
-# 100 MB bench: 13,343 candidate pairs over 10,037 articles, 31% of the index).
-ESTIMATE_SLACK = 0.25
+# for J >= threshold the agreement falls below that only ~4.3 standard deviations out at 128
+# positions (J = 0.8: mean 0.80, sd 0.035; a pair at exactly J = 0.8 is lost with probability
+# ~1e-5, one with J = 0.85 ~1e-9). Why: LSH tuned for recall 0.99 also pairs many J ~ 0.2-0.6
+# articles, and their count grows with the square of the corpus. Measured on the 1 GB bench
+# (328,815 articles): a slack of 0.25 kept 72,511 pairs over 60,989 articles, whose texts
+# the exact check must load; 0.15 keeps 15,242.
+ESTIMATE_SLACK = 0.15
 
 
 def _agreement(sig: np.ndarray, rows: np.ndarray, other: np.ndarray, chunk: int = 65_536) -> np.ndarray:
@@ -328,7 +353,7 @@ def _agreement(sig: np.ndarray, rows: np.ndarray, other: np.ndarray, chunk: int 
     return out
 
 
-def lsh_candidate_pairs(index: pl.DataFrame, threshold: float, num_perm: int = 128) -> pl.DataFrame:
+def lsh_candidate_pairs(index: pl.DataFrame, threshold: float, num_perm: int = SIGNATURE_LENGTH) -> pl.DataFrame:
     """Unique (article_id, other_id) pairs, article_id < other_id, that share at least one
     LSH band and whose signatures agree on at least threshold - ESTIMATE_SLACK of their
     positions. Band keys in numpy, bucketing and pairing with polars joins (cost ~ sum of
@@ -340,8 +365,8 @@ def lsh_candidate_pairs(index: pl.DataFrame, threshold: float, num_perm: int = 1
         idx = idx.unique(C.article_id)
     if idx.height < 2:
         return pl.DataFrame(schema={C.article_id: pl.String, other: pl.String})
-    sig = idx[C.signature].explode().to_numpy().astype(_U64, copy=False).reshape(idx.height, num_perm)
-    live = np.flatnonzero(~(sig == _U64(_MASK64)).all(axis=1))  # wordless texts share every band
+    sig = _signature_matrix(idx[C.signature], num_perm)
+    live = np.flatnonzero(~(sig == np.uint32(_MASK32)).all(axis=1))  # wordless texts share every band
     keys = _band_keys(sig[live] if len(live) < len(sig) else sig, bands, rows)
     rows_live = live.astype(np.uint32)
     floor = threshold - ESTIMATE_SLACK
@@ -395,17 +420,36 @@ _DUP_SCHEMA = pl.from_arrow(DUPLICATES.schema.empty_table()).schema
 _INDEX_SCHEMA = pl.from_arrow(MINHASH_INDEX.schema.empty_table()).schema
 
 
+VERIFY_CHUNK = 16_384  # candidate texts loaded at once (~50 MB of text)
+
+
+def _candidate_shingle_sets(
+    needed: list[str], texts: Mapping[str, str] | Callable[[list[str]], Mapping[str, str]]
+) -> dict[str, np.ndarray]:
+    """article_id -> sorted shingle hashes, loading `needed` texts one chunk at a time."""
+    out: dict[str, np.ndarray] = {}
+    for lo in range(0, len(needed), VERIFY_CHUNK):
+        chunk = needed[lo : lo + VERIFY_CHUNK]
+        got = texts(chunk) if callable(texts) else texts
+        missing = [i for i in chunk if i not in got]
+        if missing:
+            raise KeyError(f"no text for {len(missing)} candidate article(s), e.g. {missing[:3]}")
+        out.update(zip(chunk, _shingle_sets([got[i] for i in chunk]), strict=True))
+    return out
+
+
 def find_near_duplicates(
     index: pl.DataFrame,
     texts: Mapping[str, str] | Callable[[list[str]], Mapping[str, str]],
     threshold: float = 0.8,
-    num_perm: int = 128,
+    num_perm: int = SIGNATURE_LENGTH,
 ) -> pl.DataFrame:
     """Near-duplicate links over the whole index (DUPLICATES schema, sorted).
 
     `index`: C.article_id, C.published_at (tz-aware, nullable), C.signature -- every article
-    ever ingested. `texts`: article_id -> text (a mapping, or a loader called once with the
-    sorted candidate ids, so the caller fetches only those). Pairs are LSH candidates whose
+    ever ingested. `texts`: article_id -> text (a mapping, or a loader called with sorted
+    chunks of the candidate ids, so the caller fetches only those, and only one chunk's
+    texts are held at a time: each is reduced to its shingle hashes at once). Pairs are LSH candidates whose
     exact shingle Jaccard is >= threshold; connected components of those pairs are clusters;
     the canonical of a cluster is the earliest published_at (nulls last), then smallest id.
     One row per other member; `similarity` is the exact Jaccard between the member and its
@@ -416,12 +460,7 @@ def find_near_duplicates(
     if cands.height == 0:
         return pl.DataFrame(schema=_DUP_SCHEMA)
     a_ids, b_ids = cands.to_series(0).to_list(), cands.to_series(1).to_list()
-    needed = sorted(set(a_ids) | set(b_ids))
-    got = texts(needed) if callable(texts) else texts
-    missing = [i for i in needed if i not in got]
-    if missing:
-        raise KeyError(f"no text for {len(missing)} candidate article(s), e.g. {missing[:3]}")
-    sh = dict(zip(needed, _shingle_sets([got[i] for i in needed]), strict=True))
+    sh = _candidate_shingle_sets(sorted(set(a_ids) | set(b_ids)), texts)
 
     edges = [(u, v) for u, v in zip(a_ids, b_ids) if _jaccard_hashed(sh[u], sh[v]) >= threshold]
     root = _components(edges)
@@ -460,11 +499,11 @@ def signatures_frame(
     article_ids: Sequence[str],
     published_at: Sequence[datetime | None] | pl.Series,
     texts: Sequence[str],
-    num_perm: int = 128,
+    num_perm: int = SIGNATURE_LENGTH,
     seed: int = 1,
 ) -> pl.DataFrame:
     """Index rows (MINHASH_INDEX schema): id, published_at in TIMEZONE (naive values are
-    taken as local TIMEZONE time), signature list[u64]."""
+    taken as local TIMEZONE time), signature array[u32, num_perm]."""
     if not len(article_ids) == len(published_at) == len(texts):
         raise ValueError("article_ids, published_at and texts must have the same length")
     if isinstance(published_at, pl.Series):
@@ -483,6 +522,6 @@ def signatures_frame(
         {
             C.article_id: pl.Series(list(article_ids), dtype=pl.String),
             C.published_at: ts,
-            C.signature: pl.Series(list(sig), dtype=pl.List(pl.UInt64)),
+            C.signature: pl.Series(sig, dtype=pl.Array(pl.UInt32, num_perm)),
         }
     ).cast(_INDEX_SCHEMA)  # type: ignore[arg-type]

@@ -180,12 +180,16 @@ def unique_articles(candidates: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def signature_text_expr() -> pl.Expr:
+    """Title and body as one string (before normalization), as near-duplicate detection
+    compares them. A new string: selecting it from a filtered scan holds only the kept rows'
+    text, not the scanned buffers their string views would point into."""
+    return pl.concat_str([pl.col(C.title), pl.col(C.body)], separator="\n\n")
+
+
 def signature_texts(articles: pl.DataFrame) -> list[str]:
     """What near-duplicate detection compares: the normalized title and body."""
-    return [
-        dedupe.normalize_text(f"{title}\n\n{body}")
-        for title, body in articles.select(C.title, C.body).iter_rows()
-    ]
+    return [dedupe.normalize_text(text) for text in articles.select(signature_text_expr()).to_series()]
 
 
 def _signature_words_texts(articles: pl.DataFrame) -> list[str]:

@@ -98,6 +98,7 @@ class DatasetSpec:
     partition_by: tuple[str, ...]
     sort_by: tuple[str, ...]
     description: str
+    row_group_rows: int = ROW_GROUP_SIZE  # rows per Parquet row group (a writer holds one at a time)
 
     @property
     def partition_schema(self) -> pa.Schema:
@@ -137,6 +138,8 @@ ARTICLES = DatasetSpec(
     partition_by=(C.year, C.month),
     sort_by=(C.article_id,),
     description="One row per unique article (exact duplicates collapsed).",
+    # ~1 KB a row with the body: 16k rows is ~20 MB a row group, as 64k rows of the narrow datasets
+    row_group_rows=16_000,
 )
 
 OCCURRENCES = DatasetSpec(
@@ -234,15 +237,16 @@ FILES = DatasetSpec(
 
 # Internal: the persistent near-duplicate index (MinHash signatures of every article ever
 # ingested). Lives under data/_index/ so Spark/pyarrow/DuckDB globs skip it. The folder
-# names the signature scheme (v2: one-permutation MinHash, see tasks.dedupe): signatures of
-# two schemes never meet, and a run re-signs every article the current index lacks.
+# names the signature scheme (v3: one-permutation MinHash, 32-bit values, see tasks.dedupe):
+# signatures of two schemes never meet, and a run re-signs every article the current index lacks.
+SIGNATURE_LENGTH = 128  # MinHash positions per article
 MINHASH_INDEX = DatasetSpec(
-    name="_index/minhash_v2",
+    name="_index/minhash_v3",
     schema=pa.schema(
         [
             pa.field(C.article_id, pa.string(), nullable=False),
             pa.field(C.published_at, _ts_local),
-            pa.field(C.signature, pa.list_(pa.uint64()), nullable=False),
+            pa.field(C.signature, pa.list_(pa.uint32(), SIGNATURE_LENGTH), nullable=False),
         ]
     ),
     partition_by=(),

@@ -44,7 +44,6 @@ from tasks.schema import (
     COMPRESSION,
     COMPRESSION_LEVEL,
     FILES,
-    ROW_GROUP_SIZE,
     UNKNOWN_PARTITION,
     C,
     DatasetSpec,
@@ -95,28 +94,35 @@ def partition_dir(spec: DatasetSpec, values: Iterable[str]) -> str:
     return "/".join(parts)
 
 
-def _to_arrow(spec: DatasetSpec, frame: pl.DataFrame) -> pa.Table:
-    """Rows of one partition -> an Arrow table with exactly the spec's schema, sorted."""
+def _sort_order(spec: DatasetSpec, frame: pl.DataFrame) -> pl.Series | None:
+    """Row positions that sort `frame` by the spec's key (nulls last, stable), or None when
+    it is sorted already. Only the key columns are sorted: the rows themselves are gathered
+    a row group at a time while writing, so a partition is never held twice (sorting a
+    whole frame copies every column, the text ones too)."""
+    key = spec.sort_by
+    if len(key) == 1 and frame[key[0]].null_count() == 0 and frame[key[0]].is_sorted():
+        return None
+    return frame.select(pl.arg_sort_by(list(key), nulls_last=True, maintain_order=True)).to_series()
+
+
+def write_parquet_atomic(spec: DatasetSpec, frame: pl.DataFrame, data_dir: DataDirLike, rel: str) -> None:
+    """Write one partition's rows as a Parquet file with exactly the spec's schema, sorted by
+    its key, that readers see whole or not at all (`write_atomic` of LocalDir: temp name,
+    fsync, rename; of ArrowDir: one upload). Written one row group at a time: the same
+    bytes as one `pq.write_table` of the sorted table, with one row group's copy in memory."""
     frame = frame.select([f.name for f in spec.file_schema])
-    already = len(spec.sort_by) == 1 and frame[spec.sort_by[0]].null_count() == 0 and frame[spec.sort_by[0]].is_sorted()
-    if not already:  # sorting copies every column, the text ones too
-        frame = frame.sort(list(spec.sort_by), nulls_last=True, maintain_order=True)
-    return frame.to_arrow().cast(spec.file_schema)
+    order = _sort_order(spec, frame)
 
-
-def write_parquet_atomic(table: pa.Table, data_dir: DataDirLike, rel: str) -> None:
-    """Write a Parquet file that readers see whole or not at all (`write_atomic` of
-    LocalDir: temp name, fsync, rename; of ArrowDir: one upload)."""
+    def row_group(lo: int) -> pa.Table:
+        n = spec.row_group_rows
+        rows = frame.slice(lo, n) if order is None else frame[order.slice(lo, n)]
+        return rows.to_arrow().cast(spec.file_schema)
 
     def write(where: str | pa.NativeFile) -> None:
-        pq.write_table(
-            table,
-            where,
-            compression=COMPRESSION,
-            compression_level=COMPRESSION_LEVEL,
-            row_group_size=ROW_GROUP_SIZE,
-            write_statistics=True,
-        )
+        options = {"compression": COMPRESSION, "compression_level": COMPRESSION_LEVEL, "write_statistics": True}
+        with pq.ParquetWriter(where, spec.file_schema, **options) as writer:
+            for lo in range(0, max(frame.height, 1), spec.row_group_rows):  # empty: one empty table, like write_table
+                writer.write_table(row_group(lo), row_group_size=spec.row_group_rows)
 
     open_data_dir(data_dir).write_atomic(rel, write, "parquet-written")
 
@@ -234,6 +240,14 @@ def spill_files(root: Path, rel_dir: str) -> list[Path]:
     return sorted(folder.rglob(f"b*{SPILL_SUFFIX}")) if folder.exists() else []
 
 
+def spill_files_by_batch(root: Path, rel_dir: str) -> dict[int, list[Path]]:
+    """Spilled files of one dataset or partition dir, grouped by batch number (`b<n>` names)."""
+    out: dict[int, list[Path]] = {}
+    for f in spill_files(root, rel_dir):
+        out.setdefault(int(f.name[1:].split(".", 1)[0]), []).append(f)
+    return out
+
+
 @dataclass
 class SpilledRows:
     """New rows of `spec` that batch tasks spilled under `root`; `keep` narrows them (e.g.
@@ -255,7 +269,7 @@ class SpilledRows:
         return self.keep(frame) if self.keep is not None else frame
 
     def read(self, rel_dir: str) -> pl.DataFrame:
-        return self.scan(rel_dir).select([f.name for f in self.spec.file_schema]).collect()
+        return self.scan(rel_dir).select([f.name for f in self.spec.file_schema]).collect(engine="streaming")
 
 
 def stage_update(
@@ -309,7 +323,7 @@ def stage_update(
         if combined.select(pl.struct(list(spec.sort_by)).is_duplicated().any()).item():
             combined = combined.unique(subset=list(spec.sort_by), keep="last", maintain_order=True)
         checkpoint("stage-partition")
-        write_parquet_atomic(_to_arrow(spec, combined), data_dir, f"{_staging_rel(run_id)}/{rel_file}")
+        write_parquet_atomic(spec, combined, data_dir, f"{_staging_rel(run_id)}/{rel_file}")
         return ("write", rel_file)
 
     # Partitions are independent and polars/pyarrow release the GIL: STAGE_THREADS at a time.

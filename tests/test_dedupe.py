@@ -152,15 +152,13 @@ def test_shingles() -> None:
 
 def test_signatures_shape_dtype_and_pinned_values() -> None:
     sig = minhash_signatures(["The quick brown fox jumps over the lazy dog near Shanghai.", "Hi", ""])
-    assert sig.shape == (3, 128) and sig.dtype == np.uint64
+    assert sig.shape == (3, 128) and sig.dtype == np.uint32
     # pinned: signatures are persisted in data/_index and compared across runs and upgrades
-    # (one-permutation hashing: 8 shingles fill few of 128 bins, the rest are densified)
-    assert sig[:2, :3].tolist() == [
-        [3179445766721046610, 16088900306458947260, 16088900306458947260],
-        [2585869541424733660, 2585869541424733660, 2585869541424733660],
-    ]
+    # (one-permutation hashing: 8 shingles fill few of 128 bins, the rest are densified;
+    # each bin keeps the low 32 bits of its 64-bit minimum)
+    assert sig[:2, :3].tolist() == [[1409747026, 153661116, 153661116], [3156188636, 3156188636, 3156188636]]
     assert len(set(sig[1].tolist())) == 1  # one shingle: every bin copies it
-    assert (sig[2] == np.iinfo(np.uint64).max).all()  # no words -> sentinel, ignored by LSH
+    assert (sig[2] == np.iinfo(np.uint32).max).all()  # no words -> sentinel, ignored by LSH
     assert minhash_signatures(["x y z"], num_perm=16, seed=2).shape == (1, 16)
     assert not np.array_equal(minhash_signatures(["x y z"], seed=2)[0], minhash_signatures(["x y z"])[0])
 
@@ -336,6 +334,27 @@ def test_texts_loader_receives_only_candidates() -> None:
     assert out.select(C.article_id, C.duplicate_of).rows() == [("x2", "x1")]
     with pytest.raises(KeyError):
         find_near_duplicates(idx, {"x1": a})
+
+
+def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # bounded memory: the loader is asked for VERIFY_CHUNK ids at a time, and each chunk's
+    # texts are reduced to shingle hashes before the next is asked for
+    rows = []
+    for fam in range(3):
+        a = main_text(fam)
+        rows += [(f"{fam}a", T0, a), (f"{fam}b", T0 + timedelta(fam + 1), change_words(a, [7]))]
+    idx, texts = index_of(rows)
+    whole = find_near_duplicates(idx, texts)
+    asked: list[list[str]] = []
+
+    def load(ids: list[str]) -> dict[str, str]:
+        asked.append(ids)
+        return {i: texts[i] for i in ids}
+
+    monkeypatch.setattr("tasks.dedupe.VERIFY_CHUNK", 4)
+    assert find_near_duplicates(idx, load).equals(whole) and whole.height == 3
+    assert [len(c) for c in asked] == [4, 2]
+    assert sum(asked, []) == sorted(texts)
 
 
 # ------------------------------------------------------------------------------ real MT data

@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.schema import ARTICLES, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
+from tasks.schema import ARTICLES, COMPRESSION, COMPRESSION_LEVEL, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
 from tasks.storage import STAGING_DIR, open_data_dir
 from tasks.write import (
     COMMIT_FILE,
@@ -26,6 +26,7 @@ from tasks.write import (
     spill_root,
     stage_update,
     staging_root,
+    write_parquet_atomic,
 )
 
 SH = ZoneInfo(TIMEZONE)
@@ -115,6 +116,22 @@ def test_same_rows_give_the_same_bytes(tmp_path: Path) -> None:
     a = (tmp_path / "one/articles/year=2024/month=04/part-0.parquet").read_bytes()
     b = (tmp_path / "two/articles/year=2024/month=04/part-0.parquet").read_bytes()
     assert a == b
+
+
+@pytest.mark.parametrize("n_rows", [0, 5, 2 * ARTICLES.row_group_rows + 7])
+def test_a_partition_written_a_row_group_at_a_time_is_one_sorted_write_table(tmp_path: Path, n_rows: int) -> None:
+    # the writer gathers one row group of the sort order at a time (bounded memory); the
+    # file must be the very bytes of writing the whole sorted table at once
+    ids = [f"{(i * 7919) % 100_003:06d}" for i in range(n_rows)]  # unsorted, unique
+    frame = _articles(ids, [None] * n_rows)
+    write_parquet_atomic(ARTICLES, frame, tmp_path, "streamed.parquet")
+    whole = frame.select([f.name for f in ARTICLES.file_schema]).sort(C.article_id).to_arrow().cast(ARTICLES.file_schema)
+    pq.write_table(whole, tmp_path / "whole.parquet", compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
+                   row_group_size=ARTICLES.row_group_rows, write_statistics=True)
+    assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
+    meta = pq.ParquetFile(tmp_path / "streamed.parquet").metadata
+    assert meta.num_rows == n_rows and meta.num_row_groups == max(1, -(-n_rows // ARTICLES.row_group_rows))
+    assert pl.read_parquet(tmp_path / "streamed.parquet")[C.article_id].to_list() == sorted(ids)
 
 
 def test_empty_plan_commits_nothing(tmp_path: Path) -> None:

@@ -273,7 +273,7 @@ def test_no_document_text_ever_becomes_a_path(bad_run) -> None:
     allowed = re.compile(
         r"^(articles/year=(\d{4}|unknown)/month=(\d{2}|unknown)"
         r"|(occurrences|segments|spans)/source_bucket=\d{2}"
-        r"|duplicates/method=minhash_jaccard|files/status=(processed|quarantined)|_index/minhash_v2)/part-0\.parquet$"
+        r"|duplicates/method=minhash_jaccard|files/status=(processed|quarantined)|_index/minhash_v3)/part-0\.parquet$"
     )
     paths = [p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file() and p.name != ".newsflow.lock"]
     assert paths and all(allowed.match(p) for p in paths), [p for p in paths if not allowed.match(p)]
