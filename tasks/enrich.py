@@ -374,8 +374,10 @@ _CODE_BITS = 21  # an n-gram key packs up to 3 word codes (+1; 0 = no word) into
 _CODE_MASK = (1 << _CODE_BITS) - 1
 
 
-def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int) -> pl.DataFrame:
-    """Top-k content n-grams (n = 1..3) per id; see `extract_keywords` for the rule."""
+def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int, *, packed: bool = True) -> pl.DataFrame:
+    """Top-k content n-grams (n = 1..3) per id; see `extract_keywords` for the rule.
+
+    `packed=False` forces the polars n-gram count of `_top_ngrams` (tests compare both)."""
     tokens = (
         pl.DataFrame({"id": ids, "t": texts})
         .with_columns(
@@ -384,16 +386,16 @@ def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int) -> pl.DataFrame:
         .explode("t")
         .drop_nulls("t")
     )
-    # Content words (others are n-gram breaks) are few and distinct: test each distinct token
-    # once. Codes in alphabetical order, so sorting n-grams by code is sorting their text.
-    distinct = tokens["t"].unique()
-    content = distinct.str.contains(r"^[a-z]") & (distinct.str.len_chars() >= 3)
-    vocab = distinct.filter(content & ~distinct.is_in(list(_lexicon().stopwords))).sort()
+    code, vocab = _token_codes(tokens["t"])
     if len(vocab) >= _CODE_MASK and ids.n_unique() > 1:  # keys would overflow: halve the batch
         half = len(ids) // 2
-        return pl.concat([_keywords_frame(ids[:half], texts[:half], k), _keywords_frame(ids[half:], texts[half:], k)])
-    code = (tokens["t"].cast(pl.Enum(vocab), strict=False).to_physical().cast(pl.UInt64) + 1).fill_null(0)
-    top = _top_ngrams(tokens["id"], code.to_numpy(), max(k, 0) * 3 + _KW_CANDIDATES)
+        return pl.concat(
+            [
+                _keywords_frame(ids[:half], texts[:half], k, packed=packed),
+                _keywords_frame(ids[half:], texts[half:], k, packed=packed),
+            ]
+        )
+    top = _top_ngrams(tokens["id"], code, max(k, 0) * 3 + _KW_CANDIDATES, packed=packed)
     bounds = np.flatnonzero(np.diff(top["id"].to_numpy())) + 1  # first row of each id after the first
     rows = _pick_rows(top["key"].to_list(), top["count"].to_list(), [0, *bounds.tolist(), top.height], k)
     key = top["key"].to_numpy()[rows]
@@ -406,14 +408,114 @@ def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int) -> pl.DataFrame:
     return ranked.cast({"id": ids.dtype, C.keywords: pl.List(pl.String)})
 
 
+def _token_codes(tokens: pl.Series) -> tuple[np.ndarray, pl.Series]:
+    """(word code + 1 of each token, 0 = a break; the vocabulary, alphabetical)."""
+    # Content words (others are n-gram breaks) are few and distinct: test each distinct token
+    # once. A private Categorical numbers the distinct tokens in one hashing pass (unique +
+    # Enum cast took two); a lookup table turns those numbers into codes.
+    categories = pl.Categories.random()
+    numbered = tokens.cast(pl.Categorical(categories))
+    distinct = categories.to_series()  # read while `numbered` holds them: unused ones are freed
+    content = distinct.str.contains(r"^[a-z]") & (distinct.str.len_chars() >= 3)
+    is_word = content & ~distinct.is_in(list(_lexicon().stopwords))
+    words = distinct.filter(is_word)
+    order = words.arg_sort().to_numpy()  # codes in alphabetical order: sorting n-grams by code sorts their text
+    lookup = np.zeros(len(distinct), dtype=np.uint32)  # half the bytes of uint64 to scan and gather
+    lookup[np.flatnonzero(is_word.to_numpy())[order]] = np.arange(1, len(words) + 1, dtype=np.uint32)
+    return lookup[numbered.to_physical().to_numpy()], words.gather(order)
+
+
 def _vocab_word(code: pl.Expr, vocab: pl.Series) -> pl.Expr:
     """Word of a 0-based vocab code; null for -1 (no word)."""
     return pl.when(code >= 0).then(pl.lit(vocab).gather(code.clip(0)))
 
 
-def _top_ngrams(ids: pl.Series, code: np.ndarray, cap: int) -> pl.DataFrame:
+def _top_ngrams(ids: pl.Series, code: np.ndarray, cap: int, *, packed: bool = True) -> pl.DataFrame:
     """id, key, count of each article's best `cap` repeated n-grams (best first: score =
-    count x n desc, then alphabetical). `code` = word code + 1 per token, 0 = a break."""
+    count x n desc, then alphabetical). `code` = word code + 1 per token, 0 = a break.
+
+    Keys have the _CODE_BITS layout. When an article number and three word codes fit one
+    uint64 (nearly always: the vocabulary is small) the n-grams are counted and ranked in
+    numpy on such packed keys (`_top_packed`); else, or with packed=False, in polars frames
+    (`_top_frames`). Both give the same frame."""
+    top = _top_packed(ids, code, cap) if packed else None
+    return top if top is not None else _top_frames(ids, code, cap)
+
+
+def _article_ranks(ids: pl.Series) -> tuple[np.ndarray, np.ndarray] | None:
+    """(distinct ids ascending, each token's index into them); None for ids numpy can't rank
+    exactly (nulls, floats: the polars path handles them as it always did)."""
+    if not ids.dtype.is_integer() or ids.null_count() or ids.len() == 0:
+        return None
+    id_ = ids.to_numpy()
+    if (id_[1:] >= id_[:-1]).all():  # tokens come in article order: no sort needed
+        starts = np.flatnonzero(np.concatenate(([True], id_[1:] != id_[:-1])))
+        return id_[starts], np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(id_))))
+    return np.unique(id_, return_inverse=True)
+
+
+def _top_packed(ids: pl.Series, code: np.ndarray, cap: int) -> pl.DataFrame | None:
+    """`_top_ngrams` on uint64 keys article << 3b | w1 << 2b | w2 << b | w3 (b bits a code,
+    article = rank of the id); None when they would not fit in 64 bits or the ids can't be
+    ranked. Sorted packed keys are sorted by (id, text), like the frames' (id, key)."""
+    ranked = _article_ranks(ids)
+    if ranked is None:
+        return None
+    uid, rank = ranked
+    bits = max(int(code.max()), 1).bit_length()
+    if 3 * bits + (len(uid) - 1).bit_length() > 64:
+        return None
+    key, count = _count_packed(rank, code, bits)
+    # A phrase must repeat. (The frames also drop one-off words of articles with `cap`
+    # repeated terms; here the head does: they score 1, below every repeated term.)
+    keep = (count >= 2) | (key & np.uint64((1 << 2 * bits) - 1) == 0)
+    key, count = key[keep], count[keep]
+    mask = np.uint64((1 << bits) - 1)
+    n = 1 + ((key >> np.uint64(bits)) & mask > 0) + (key & mask > 0)  # words present: 1..3
+    art = (key >> np.uint64(3 * bits)).astype(np.intp)
+    rows = _best_first(art, count * n, cap)
+    key = key[rows]
+    w1, w2, w3 = ((key >> np.uint64(i * bits)) & mask for i in (2, 1, 0))
+    return pl.DataFrame(
+        {
+            "id": pl.Series(uid[art[rows]]).cast(ids.dtype),
+            "key": (w1 << np.uint64(2 * _CODE_BITS)) | (w2 << np.uint64(_CODE_BITS)) | w3,
+            "count": count[rows].astype(np.uint32),
+        }
+    )
+
+
+def _count_packed(rank: np.ndarray, code: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct packed 1-/2-/3-gram keys (ascending) and how often each occurs."""
+    at = np.flatnonzero(code)  # words only: breaks just cut n-grams
+    c, r = code[at].astype(np.uint64), rank[at]
+    two = (at[1:] - at[:-1] == 1) & (r[1:] == r[:-1])  # word j + 1 follows word j in its article
+    three = two[:-1] & two[1:]
+    first = (r.astype(np.uint64) << np.uint64(3 * bits)) | (c << np.uint64(2 * bits))
+    second = c[1:] << np.uint64(bits)
+    grams = np.concatenate([first, (first[:-1] | second)[two], (first[:-2] | second[:-1] | c[2:])[three]])
+    return np.unique(grams, return_counts=True)
+
+
+def _best_first(art: np.ndarray, score: np.ndarray, cap: int) -> np.ndarray:
+    """Rows of each article's best `cap` by score desc, ties in row order, article by
+    article (`art` non-decreasing)."""
+    top = int(score.max(initial=0))
+    low = len(art).bit_length()
+    if int(art.max(initial=0)).bit_length() + top.bit_length() + low <= 63:
+        # (article, -score, row) in one int64: a plain sort of values is ~3x faster than lexsort.
+        packed = (art << (top.bit_length() + low)) | ((top - score) << low) | np.arange(len(art))
+        order = np.sort(packed) & ((1 << low) - 1)
+    else:
+        order = np.lexsort((-score, art))  # stable
+    art = art[order]
+    starts = np.flatnonzero(np.concatenate(([True], art[1:] != art[:-1])))
+    place = np.arange(len(art)) - np.repeat(starts, np.diff(np.append(starts, len(art))))
+    return order[place < cap]
+
+
+def _top_frames(ids: pl.Series, code: np.ndarray, cap: int) -> pl.DataFrame:
+    """`_top_ngrams` with polars frames: one per n, then group_by (id, key)."""
     id_ = ids.to_numpy()
     grams = []
     for n in (1, 2, 3):
@@ -448,16 +550,18 @@ def _pick_rows(keys: list[int], counts: list[int], bounds: list[int], k: int) ->
     """Rows of the keywords picked from ranked candidates; article i is rows bounds[i]:bounds[i+1]."""
     rows: list[int] = []
     for start, end in itertools.pairwise(bounds):
-        rows += (start + i for i in _pick_keywords(keys[start:end], counts[start:end], k))
+        rows += _pick_keywords(keys, counts, k, start, end)
     return rows
 
 
 _TOP = _CODE_MASK << 2 * _CODE_BITS  # first word of a key
 _MID = _CODE_MASK << _CODE_BITS  # second word
+_REST = _MID | _CODE_MASK  # second and third word
 
 
-def _pick_keywords(keys: list[int], counts: list[int], k: int) -> list[int]:
-    """Indices of the picked keys (n-gram keys of `_top_ngrams`, best first).
+def _pick_keywords(keys: list[int], counts: list[int], k: int, start: int = 0, end: int | None = None) -> list[int]:
+    """Indices of the picked keys among keys[start:end] (n-gram keys of `_top_ngrams`, best
+    first; a range rather than a slice: the loop rarely reads far, a slice copies all).
 
     Redundancy: skip a phrase inside a picked one unless it is clearly used on its own
     (> 1.25x as often), a phrase that contains a picked one, and one that overlaps a picked
@@ -470,19 +574,23 @@ def _pick_keywords(keys: list[int], counts: list[int], k: int) -> list[int]:
     inside: dict[int, int] = {}  # sub-phrase -> top count of a picked phrase around it
     heads: set[int] = set()  # proper prefixes of picked phrases
     tails: set[int] = set()  # proper suffixes of picked phrases
-    for i, (key, count) in enumerate(zip(keys, counts, strict=True)):
+    for i in range(start, len(keys) if end is None else end):
         if len(picked) >= k:
             break
+        key, count = keys[i], counts[i]
+        if not key & _REST:  # one word (most candidates): no parts, no edges, only the inside rule
+            if count > 1.25 * inside.get(key, -1):
+                picked.append(i)
+                done.add(key)
+            continue
         second, third = key & _MID, key & _CODE_MASK
         if third:  # a b c: subs a, b, c, ab, bc
             a, b, c = key & _TOP, second << _CODE_BITS, third << 2 * _CODE_BITS
             pre, suf = (a, key - third), (c, b | third << _CODE_BITS)
             subs = (*pre, *suf, b)
-        elif second:  # a b
+        else:  # a b
             pre, suf = (key & _TOP,), (second << _CODE_BITS,)
             subs = (*pre, *suf)
-        else:
-            pre = suf = subs = ()
         if not done.isdisjoint(subs) or count <= 1.25 * inside.get(key, -1):
             continue
         if not tails.isdisjoint(pre) or not heads.isdisjoint(suf):
