@@ -462,7 +462,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         deduplicate,
         stage_and_commit,
     )
-    from tasks.pipeline import UNCHANGED, Spill, process_files
+    from tasks.pipeline import UNCHANGED, Spill, process_files_and_release
     from tasks.write import spill_root
 
     data = work / "data"
@@ -476,9 +476,9 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     spills = [Spill(spill, i) for i in range(len(lists))]
     if n > 1:
         with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(pool.map(process_files, [seeds] * len(lists), lists, [{}] * len(lists), spills))
+            results = list(pool.map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
     else:
-        results = [process_files(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
+        results = [process_files_and_release(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
     outcomes = [o for r in results for o in r.outcomes]
     replaced = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
     rows = RunRows.gather(spill_root(data, run_id), results)

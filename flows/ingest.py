@@ -10,8 +10,6 @@ Reads top to bottom like the process it runs:
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import multiprocessing
 import os
 import threading
@@ -49,13 +47,14 @@ from flows.discover import (
 )
 from flows.lock import DataDirBusy, data_dir_lock
 from tasks import dedupe
+from tasks.heap import return_freed_memory
 from tasks.killpoints import checkpoint
 from tasks.pipeline import (
     UNCHANGED,
     BatchResult,
     FileOutcome,
     Spill,
-    process_files,
+    process_files_and_release,
     timed,
 )
 from tasks.rows import signature_text_expr, signature_texts
@@ -119,34 +118,14 @@ def release_pool() -> None:
             _POOL, _POOL_WORKERS = None, 0
 
 
-def _libc_malloc_trim():
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to trim
-        return None
-
-
-_MALLOC_TRIM = _libc_malloc_trim()
-
-
-def return_freed_memory() -> None:
-    """Hand the heap pages freed by the last global step back to the OS. glibc keeps them
-    for reuse, but the next step allocates through polars' own allocator, so they only
-    add to the peak (measured at 1 GB: 360 MB kept after near-duplicate verification,
-    whose texts are Python strings)."""
-    gc.collect()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-
-
 # Tasks take big frames and file lists: hashing them for a cache key would cost more than
 # the work, and a re-run must re-read the files anyway, so no task is cached.
 @task(name="process-batch", retries=0, cache_policy=NO_CACHE)
 def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str], spill: Spill, workers: int = 1) -> BatchResult:
     if workers > 1:
-        result = compute_pool(workers).submit(process_files, Path(seeds_dir), source_files, known_sha, spill).result()
+        result = compute_pool(workers).submit(process_files_and_release, Path(seeds_dir), source_files, known_sha, spill).result()
     else:
-        result = process_files(Path(seeds_dir), source_files, known_sha, spill)
+        result = process_files_and_release(Path(seeds_dir), source_files, known_sha, spill)
     get_run_logger().info(
         "batch of %d files: %d processed, %d quarantined, %d unchanged",
         len(source_files),
@@ -392,7 +371,7 @@ def stage_and_commit(
         checkpoint(f"stage:{spec.name}")
         replace_all = full_refresh or spec is DUPLICATES
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=replace_all))
-        return_freed_memory()
+        return_freed_memory(collect=False)  # staging frees frames, not reference cycles
     checkpoint("commit")
     commit(data, plan)
     return plan

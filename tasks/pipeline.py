@@ -21,9 +21,10 @@ from pathlib import Path
 
 import polars as pl
 
+from tasks.heap import return_freed_memory
 from tasks.killpoints import checkpoint
 from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
-from tasks.rows import BatchFrames, BatchRows, batch_frames, page_rows
+from tasks.rows import BatchFrames, BatchRows, article_frames, page_rows
 from tasks.schema import (
     ARTICLES,
     MINHASH_INDEX,
@@ -127,10 +128,23 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
             data = None  # free the bytes of this file before the next one
     if not any(o.status == STATUS_PROCESSED for o in outcomes):
         return BatchResult(None, outcomes, timings)
-    frames = batch_frames(rows, timings)
+    with timed(timings, "tag"):
+        row_frames = rows.take_frames()
+    return_freed_memory(collect=False)  # the row lists' memory, before polars allocates more
+    frames = article_frames(row_frames, timings)
+    del row_frames
     if spill is None:
         return BatchResult(frames, outcomes, timings)
     with timed(timings, "spill"):
         keys = spill_batch(frames, spill)
     by_lang = frames.spans.group_by(C.lang).len().sort(C.lang)
     return BatchResult(None, outcomes, timings, keys, frames.occurrences.height, dict(by_lang.iter_rows()))
+
+
+def process_files_and_release(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str], spill: Spill) -> BatchResult:
+    """`process_files`, then hand the batch's freed heap back to the OS: the process (a pool
+    worker, a Dask worker) goes on to other batches, and memory it keeps between batches
+    adds to the run's peak (measured: ~370 -> ~300 MB a worker after an 8 MB batch)."""
+    result = process_files(seeds_dir, source_files, known_sha, spill)
+    return_freed_memory(collect=False)  # (a full gc.collect cost ~70 ms a batch, for nothing)
+    return result

@@ -1,9 +1,10 @@
 """Steps 2–5 for one batch of files, as rows: segment + tag + enrich inputs -> polars frames.
 
 `page_rows` turns one loaded, segmented page into plain column lists (no Prefect, no
-I/O); `batch_frames` concatenates pages into one frame per dataset, adds the article
-enrichment and the MinHash signatures. The flow runs `batch_frames` once per batch of
-files (the unit of a Prefect task), then deduplicates and writes globally.
+I/O); `BatchRows.take_frames` turns a batch's lists into one frame per dataset (and drops
+the lists); `article_frames` adds the article enrichment and the MinHash signatures.
+`batch_frames` is both, for one batch of files (the unit of a Prefect task); the flow
+then deduplicates and writes globally.
 """
 
 from __future__ import annotations
@@ -74,6 +75,27 @@ class BatchRows:
     segments: Columns = field(default_factory=lambda: Columns(SEGMENTS))
     spans: Columns = field(default_factory=lambda: Columns(SPANS))
     candidates: dict[str, list] = field(default_factory=lambda: defaultdict(list))
+
+    def take_frames(self) -> RowFrames:
+        """The buffered rows as frames; the buffers are emptied (the lists hold every
+        segment's text as a Python string: freeing them before enrichment lowers a worker's
+        peak, as polars cannot reuse memory Python freed)."""
+        candidates = pl.DataFrame(dict(self.candidates)) if self.candidates else pl.DataFrame({n: [] for n in CANDIDATE_COLUMNS})
+        frames = RowFrames(self.occurrences.frame(), self.segments.frame(), self.spans.frame(), candidates)
+        for columns in (self.occurrences, self.segments, self.spans):
+            columns.data.clear()
+        self.candidates.clear()
+        return frames
+
+
+@dataclass(frozen=True)
+class RowFrames:
+    """A batch's rows as frames, before enrichment (candidates: CANDIDATE_COLUMNS)."""
+
+    occurrences: pl.DataFrame
+    segments: pl.DataFrame
+    spans: pl.DataFrame
+    candidates: pl.DataFrame
 
 
 def _segment_row(text: str, aid: str, source: str, level: str, p_index: int, s_index: int | None, start: int, end: int, spans: list) -> tuple:
@@ -209,11 +231,16 @@ def _signature_words_texts(articles: pl.DataFrame) -> list[str]:
 
 
 def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> BatchFrames:
+    """A batch's frames: its rows, its unique articles enriched and signed; `timings`
+    (step -> seconds) is added to."""
+    return article_frames(rows.take_frames(), timings)
+
+
+def article_frames(frames: RowFrames, timings: dict[str, float] | None = None) -> BatchFrames:
     """Enrich the batch's unique articles and sign them; `timings` (step -> seconds) is added to."""
     timings = timings if timings is not None else {}
     started = time.perf_counter()
-    candidates = pl.DataFrame(dict(rows.candidates)) if rows.candidates else pl.DataFrame({n: [] for n in CANDIDATE_COLUMNS})
-    unique = unique_articles(candidates)
+    unique = unique_articles(frames.candidates)
     enriched = enrich.enrich_articles(unique)
     articles = (
         unique.select(C.article_id, C.kind, C.body, C.n_paragraphs)
@@ -231,8 +258,8 @@ def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> Ba
     timings["minhash"] = timings.get("minhash", 0.0) + time.perf_counter() - signed
     return BatchFrames(
         articles=articles,  # type: ignore[arg-type]
-        occurrences=rows.occurrences.frame(),
-        segments=rows.segments.frame(),
-        spans=rows.spans.frame(),
+        occurrences=frames.occurrences,
+        segments=frames.segments,
+        spans=frames.spans,
         signatures=pl.from_arrow(signatures.to_arrow().cast(MINHASH_INDEX.schema)),  # type: ignore[arg-type]
     )
