@@ -371,7 +371,7 @@ def stage_and_commit(
         checkpoint(f"stage:{spec.name}")
         replace_all = full_refresh or spec is DUPLICATES
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=replace_all))
-        return_freed_memory(collect=False)  # staging frees frames, not reference cycles
+        return_freed_memory()
     checkpoint("commit")
     commit(data, plan)
     return plan

@@ -130,7 +130,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
         return BatchResult(None, outcomes, timings)
     with timed(timings, "tag"):
         row_frames = rows.take_frames()
-    return_freed_memory(collect=False)  # the row lists' memory, before polars allocates more
+    return_freed_memory()  # the row lists' memory, before polars allocates more
     frames = article_frames(row_frames, timings)
     del row_frames
     if spill is None:
@@ -146,5 +146,5 @@ def process_files_and_release(seeds_dir: Path, source_files: list[str], known_sh
     worker, a Dask worker) goes on to other batches, and memory it keeps between batches
     adds to the run's peak (measured: ~370 -> ~300 MB a worker after an 8 MB batch)."""
     result = process_files(seeds_dir, source_files, known_sha, spill)
-    return_freed_memory(collect=False)  # (a full gc.collect cost ~70 ms a batch, for nothing)
+    return_freed_memory()
     return result
