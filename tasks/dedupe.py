@@ -298,11 +298,9 @@ def _one_permutation_minhash(h: np.ndarray, counts: np.ndarray, num_perm: int, s
 # ---------------------------------------------------------------------------- LSH
 
 def _signature_matrix(signatures: pl.Series, num_perm: int) -> np.ndarray:
-    """(n, num_perm) uint32 view of a signature column: an Array column is one buffer, read
-    without a copy (the index is the largest thing the global step holds)."""
-    if isinstance(signatures.dtype, pl.Array):
-        return signatures.to_numpy().astype(np.uint32, copy=False).reshape(len(signatures), num_perm)
-    return signatures.explode().to_numpy().astype(np.uint32, copy=False).reshape(len(signatures), num_perm)
+    """(n, num_perm) uint32 view of a signature column (MINHASH_INDEX: a fixed-size array,
+    one buffer, read without a copy: the index is the largest thing the global step holds)."""
+    return signatures.to_numpy().astype(np.uint32, copy=False).reshape(len(signatures), num_perm)
 
 
 def lsh_params(threshold: float, num_perm: int = SIGNATURE_LENGTH, recall: float = 0.99) -> tuple[int, int]:

@@ -48,7 +48,7 @@ _PAUSE_TIMEOUT = float(os.environ.get("NEWSFLOW_PAUSE_TIMEOUT", "300"))
 _LOG = os.environ.get("NEWSFLOW_CHECKPOINT_LOG", "")
 _ACTIVE = bool(_KILL or _PAUSE or _LOG)
 _COUNTS: dict[str, int] = {}
-_COUNTS_LOCK = threading.Lock()  # partitions are staged on several threads
+_COUNTS_LOCK = threading.Lock()  # batch tasks may run on several threads (workers=1)
 
 
 def _matches(name: str, target: str) -> bool:

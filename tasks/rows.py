@@ -2,9 +2,9 @@
 
 `page_rows` turns one loaded, segmented page into plain column lists (no Prefect, no
 I/O); `BatchRows.take_frames` turns a batch's lists into one frame per dataset (and drops
-the lists); `article_frames` adds the article enrichment and the MinHash signatures.
-`batch_frames` is both, for one batch of files (the unit of a Prefect task); the flow
-then deduplicates and writes globally.
+the lists); `article_frames` adds the article enrichment and the MinHash signatures. The
+flow runs both once per batch of files (the unit of a Prefect task), then deduplicates and
+writes globally.
 """
 
 from __future__ import annotations
@@ -228,12 +228,6 @@ def _signature_words_texts(articles: pl.DataFrame) -> list[str]:
                 text = text.replace("\ufeff", "")
         out.append(text)
     return out
-
-
-def batch_frames(rows: BatchRows, timings: dict[str, float] | None = None) -> BatchFrames:
-    """A batch's frames: its rows, its unique articles enriched and signed; `timings`
-    (step -> seconds) is added to."""
-    return article_frames(rows.take_frames(), timings)
 
 
 def article_frames(frames: RowFrames, timings: dict[str, float] | None = None) -> BatchFrames:

@@ -488,7 +488,7 @@ def test_enrich_articles_agrees_with_single_text_functions() -> None:
 
 def test_enrich_articles_empty_and_untyped_frames() -> None:
     assert enrich_articles(frame([])).schema == expected_schema()
-    # rows.batch_frames builds an empty frame from empty lists (Null dtypes).
+    # BatchRows.take_frames builds an empty frame from empty lists (Null dtypes).
     untyped = pl.DataFrame(
         {n: [] for n in (C.article_id, TITLE_LINE, RELEASE_TIME_RAW, C.body, C.n_paragraphs, UNTRANSLATED_CHARS)}
     )
