@@ -100,12 +100,28 @@ def machine_limit(seeds: Path) -> dict:
     return {"seconds": seconds, "mb_per_s": n_bytes / MB / seconds, "bytes": n_bytes, "regex_hits": hits}
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size: private pages plus each shared page divided by the number of
+    processes mapping it (the libraries the flow, its workers and the server all map count
+    once in the sum, not once per process as they do in RSS). 0 where the kernel has no
+    smaps_rollup."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 class _RssSampler(threading.Thread):
-    """Peak of the summed RSS of a process and all its descendants, sampled every 50 ms."""
+    """Peak of the summed RSS of a process and all its descendants, sampled every 50 ms
+    (and the peak of their summed PSS, the same memory with shared pages counted once)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
-        self.pid, self.peak, self._stop_event = pid, 0, threading.Event()
+        self.pid, self.peak, self.peak_pss, self._stop_event = pid, 0, 0, threading.Event()
         self.breakdown: dict[str, int] = {}
 
     def run(self) -> None:
@@ -116,7 +132,7 @@ class _RssSampler(threading.Thread):
         except psutil.NoSuchProcess:
             return
         while not self._stop_event.is_set():
-            total = 0
+            total = pss = 0
             parts: dict[str, int] = {}
             try:
                 procs = [root, *root.children(recursive=True)]
@@ -129,10 +145,12 @@ class _RssSampler(threading.Thread):
                 except psutil.Error:
                     continue
                 total += rss
+                pss += _pss(p.pid)
                 kind = "worker" if "multiprocessing" in cmd else "prefect server" if ("uvicorn" in cmd or "server start" in cmd) else "main"
                 parts[kind] = parts.get(kind, 0) + rss
             if total > self.peak:
                 self.peak, self.breakdown = total, parts
+            self.peak_pss = max(self.peak_pss, pss)
             self._stop_event.wait(0.05)
 
     def stop(self) -> int:
@@ -205,6 +223,7 @@ def _run_child(mode: str, seeds: Path, work: Path, timeout: float | None = None,
     out = json.loads(result.read_text())
     out["peak_rss_bytes"] = peak
     out["peak_rss_breakdown"] = sampler.breakdown
+    out["peak_pss_bytes"] = sampler.peak_pss
     out["process_seconds"] = time.perf_counter() - t
     return out
 
@@ -674,6 +693,7 @@ def bench_size(root: Path, size: int, seed: int, baselines: bool, datatrove: boo
         "files_per_s": n_files / nf["seconds"],
         "peak_rss_bytes": nf["peak_rss_bytes"],
         "peak_rss_breakdown": nf["peak_rss_breakdown"],
+        "peak_pss_bytes": nf["peak_pss_bytes"],
         "step_seconds": steps,
         "batches": n_batches,
         "workers": n_workers,
@@ -745,6 +765,7 @@ def format_table(results: list[dict]) -> str:
     add("same work without Prefect s", lambda r: f"{nf(r)['no_prefect_seconds']:.1f}")
     add("Prefect overhead (A/B)", lambda r: f"{nf(r)['prefect_overhead_seconds']:.1f}s {100 * nf(r)['prefect_overhead_share']:.1f}%")
     add("peak RSS MB (process+children)", lambda r: f"{nf(r)['peak_rss_bytes'] / MB:.0f}")
+    add("peak PSS MB (shared pages once)", lambda r: f"{nf(r).get('peak_pss_bytes', 0) / MB:.0f}")
     add("Prefect server start s (excl.)", lambda r: f"{nf(r)['server_startup_seconds']:.1f}")
     add("load average (1 min) before", lambda r: f"{r['load_average_before'][0]:.1f}")
     add("limit MB/s (read+regex, 1 core)", lambda r: f"{r['limit']['mb_per_s']:.0f}")

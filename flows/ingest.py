@@ -10,6 +10,7 @@ Reads top to bottom like the process it runs:
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 import threading
@@ -36,6 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run
+from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows.discover import (
@@ -144,7 +146,12 @@ def process_batches_distributed(
     (a DaskTaskRunner for `runner="dask"`); results come back in batch order. Workers spill
     their rows under `spill_root` (inside data/, or a local scratch folder when data/ is a
     remote URI), so every worker must see that folder."""
-    futures = [process_batch.submit(seeds_dir, batch, known_sha, Spill(spill_root, i), 1) for i, batch in enumerate(batches)]
+    # No quote() here: under the DaskTaskRunner the task got the quoted argument not unwrapped
+    # (a TypeError in tests/test_dask.py); these lists are one batch each anyway.
+    futures = [
+        process_batch.submit(seeds_dir, batch, _known_for(known_sha, batch), Spill(spill_root, i), 1)
+        for i, batch in enumerate(batches)
+    ]
     return [f.result() for f in futures]
 
 
@@ -441,29 +448,45 @@ def _summary_markdown(s: RunSummary) -> str:
         lines += [f"| {lang} | {n} |" for lang, n in s.spans_by_lang.items()]
     if s.quarantined:
         lines += ["", "## Quarantined files", "", "| file | reason |", "|---|---|"]
-        lines += [f"| `{f}` | {r} |" for f, r in s.quarantined.items()]
+        lines += [f"| `{f}` | {r} |" for f, r in itertools.islice(s.quarantined.items(), ARTIFACT_FILE_ROWS)]
+        if len(s.quarantined) > ARTIFACT_FILE_ROWS:
+            lines += ["", f"… and {len(s.quarantined) - ARTIFACT_FILE_ROWS} more: every file's status and reason is in `data/files/`."]
     if s.recovered:
         lines += ["", "## Recovered at start", ""] + [f"- {r}" for r in s.recovered]
     return "\n".join(lines)
 
 
+# The UI loads and renders a table artifact whole: one row per file of a 79,308-file backfill
+# was a 10 MB artifact. The complete per-file record is the manifest dataset (data/files/).
+ARTIFACT_FILE_ROWS = 1_000
+
+
+def file_table_rows(outcomes: list[FileOutcome], limit: int = ARTIFACT_FILE_ROWS) -> list[dict]:
+    """Rows of the `ingest-files` artifact: quarantined files first (they need a look), then
+    the others by name; at most `limit`."""
+    ranked = sorted(outcomes, key=lambda o: (o.status != STATUS_QUARANTINED, o.source_file))
+    return [
+        {
+            "file": o.source_file,
+            "status": o.status,
+            "articles": o.n_articles,
+            "bytes": o.n_bytes,
+            "encoding": o.encoding or "",
+            "reason": o.reason or "",
+        }
+        for o in ranked[:limit]
+    ]
+
+
 @task(name="publish-artifacts", cache_policy=NO_CACHE)
 def publish_artifacts(summary: RunSummary) -> None:
     outcomes: list[FileOutcome] = getattr(summary, "_outcomes", [])
+    rows = file_table_rows(outcomes)
+    more = f" ({len(rows)} of {len(outcomes)}, quarantined first; every file is in data/files/)" if len(rows) < len(outcomes) else ""
     create_table_artifact(
         key="ingest-files",
-        table=[
-            {
-                "file": o.source_file,
-                "status": o.status,
-                "articles": o.n_articles,
-                "bytes": o.n_bytes,
-                "encoding": o.encoding or "",
-                "reason": o.reason or "",
-            }
-            for o in outcomes
-        ],
-        description="Every input file of this run and what happened to it",
+        table=rows,
+        description=f"The input files of this run and what happened to each{more}",
     )
     create_markdown_artifact(key="ingest-summary", markdown=_summary_markdown(summary), description="newsflow run summary")
 
@@ -616,10 +639,15 @@ def ingest(
             results = distributed(str(seeds), names, known, spill, len(names))
         else:
             n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
-            futures = [process_batch.submit(str(seeds), batch, known, Spill(spill, i), n_workers) for i, batch in enumerate(names)]
+            # quote(): Prefect would otherwise walk (and copy) every element of these
+            # arguments to find upstream futures; each batch gets only its own known hashes.
+            futures = [
+                process_batch.submit(str(seeds), quote(batch), quote(_known_for(known, batch)), Spill(spill, i), n_workers)
+                for i, batch in enumerate(names)
+            ]
             results = _collect_with_progress(futures, sum(f.n_bytes for f in selected))
             release_pool()  # idle workers would keep their memory through the global steps
-        summary = deduplicate_and_commit(data.uri, results, run_id, full_refresh, near_duplicate_threshold)
+        summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
@@ -639,6 +667,11 @@ def ingest(
         summary.spans,
     )
     return summary.as_dict()
+
+
+def _known_for(known: dict[str, str], batch: list[str]) -> dict[str, str]:
+    """The known hashes of one batch's files (not the whole manifest, once per batch)."""
+    return {f: known[f] for f in batch if f in known}
 
 
 def _known_hashes(data: DataDirLike) -> dict[str, str]:

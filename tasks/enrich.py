@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from pypinyin import Style, lazy_pinyin
 
 from tasks.schema import ARTICLES, TIMEZONE, C
 
@@ -387,6 +386,8 @@ def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int, *, packed: bool = 
         .drop_nulls("t")
     )
     code, vocab = _token_codes(tokens["t"])
+    token_ids = tokens["id"]
+    del tokens  # the batch's tokens as strings: counting needs only their codes
     if len(vocab) >= _CODE_MASK and ids.n_unique() > 1:  # keys would overflow: halve the batch
         half = len(ids) // 2
         return pl.concat(
@@ -395,7 +396,7 @@ def _keywords_frame(ids: pl.Series, texts: pl.Series, k: int, *, packed: bool = 
                 _keywords_frame(ids[half:], texts[half:], k, packed=packed),
             ]
         )
-    top = _top_ngrams(tokens["id"], code, max(k, 0) * 3 + _KW_CANDIDATES, packed=packed)
+    top = _top_ngrams(token_ids, code, max(k, 0) * 3 + _KW_CANDIDATES, packed=packed)
     bounds = np.flatnonzero(np.diff(top["id"].to_numpy())) + 1  # first row of each id after the first
     rows = _pick_rows(top["key"].to_list(), top["count"].to_list(), [0, *bounds.tolist(), top.height], k)
     key = top["key"].to_numpy()[rows]
@@ -625,6 +626,10 @@ def extract_keywords(title: str, body: str, k: int = 10) -> list[str]:
 def span_pinyin(span_text: str) -> str:
     """Pinyin with tone marks, one syllable per Han character, separated by spaces; runs of
     other characters are kept as they are; whitespace collapsed. 陈吉宁 -> "chén jí níng"."""
+    # Imported here: its phrase dictionary is 55 MB of Python objects, needed only where
+    # spans are tagged (the batch workers), not in the flow process that runs them.
+    from pypinyin import Style, lazy_pinyin
+
     try:
         return " ".join(" ".join(lazy_pinyin(span_text or "", style=Style.TONE)).split())
     except Exception:  # noqa: BLE001

@@ -2,7 +2,8 @@
 
     load (decode, sha256; skip if unchanged) -> segment -> find + tag spans -> rows
 
-then, for the batch: exact ids -> enrich -> MinHash signatures -> spill. Pure of Prefect,
+then, for the batch: spill the final rows (occurrences, segments, spans) -> exact ids ->
+enrich -> MinHash signatures -> spill the articles and signatures. Pure of Prefect,
 so a worker process (or a Dask worker) imports only this and the step modules.
 
 Spilling: a batch's rows go to Arrow IPC files under the run's staging folder, split by
@@ -16,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
@@ -24,7 +25,7 @@ import polars as pl
 from tasks.heap import return_freed_memory
 from tasks.killpoints import checkpoint
 from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
-from tasks.rows import BatchFrames, BatchRows, article_frames, page_rows
+from tasks.rows import BatchFrames, BatchRows, RowFrames, article_frames, page_rows
 from tasks.schema import (
     ARTICLES,
     MINHASH_INDEX,
@@ -83,17 +84,25 @@ def timed(timings: dict[str, float], step: str) -> Iterator[None]:
         timings[step] = timings.get(step, 0.0) + time.perf_counter() - start
 
 
-def spill_batch(frames: BatchFrames, spill: Spill) -> pl.DataFrame:
-    """Write a batch's rows under the spill root. Articles and signatures keep their batch
-    number and row (C.batch, C.row): the flow picks one winner per article_id across batches.
+def spill_final_rows(frames: RowFrames, spill: Spill) -> RowFrames:
+    """Write the batch's occurrences, segments and spans (final before enrichment) under the
+    spill root; return the frames without them, so that enrichment and signing never hold
+    them too (they were ~20 MB of a worker's peak for an 8 MB batch)."""
+    root = Path(spill.root)
+    for spec, frame in ((OCCURRENCES, frames.occurrences), (SEGMENTS, frames.segments), (SPANS, frames.spans)):
+        spill_frame(root, spec, frame, spill.batch_no)
+    return replace(frames, occurrences=frames.occurrences.clear(), segments=frames.segments.clear(), spans=frames.spans.clear())
+
+
+def spill_articles(frames: BatchFrames, spill: Spill) -> pl.DataFrame:
+    """Write a batch's articles and signatures under the spill root, with their batch number
+    and row (C.batch, C.row): the flow picks one winner per article_id across batches.
     Returns the spilled articles' keys (C.article_id, C.kind, C.batch, C.row)."""
     root = Path(spill.root)
     batch = pl.lit(spill.batch_no, dtype=pl.Int64).alias(C.batch)
     articles = frames.articles.with_columns(batch).with_row_index(C.row)
     spill_frame(root, ARTICLES, articles, spill.batch_no)
     spill_frame(root, MINHASH_INDEX, frames.signatures.with_columns(batch), spill.batch_no)
-    for spec, frame in ((OCCURRENCES, frames.occurrences), (SEGMENTS, frames.segments), (SPANS, frames.spans)):
-        spill_frame(root, spec, frame, spill.batch_no)
     return articles.select(C.article_id, C.kind, C.batch, C.row)
 
 
@@ -131,14 +140,17 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
     with timed(timings, "tag"):
         row_frames = rows.take_frames()
     return_freed_memory()  # the row lists' memory, before polars allocates more
+    if spill is None:
+        return BatchResult(article_frames(row_frames, timings), outcomes, timings)
+    n_occurrences = row_frames.occurrences.height
+    spans_by_lang = dict(row_frames.spans.group_by(C.lang).len().sort(C.lang).iter_rows())
+    with timed(timings, "spill"):
+        row_frames = spill_final_rows(row_frames, spill)
     frames = article_frames(row_frames, timings)
     del row_frames
-    if spill is None:
-        return BatchResult(frames, outcomes, timings)
     with timed(timings, "spill"):
-        keys = spill_batch(frames, spill)
-    by_lang = frames.spans.group_by(C.lang).len().sort(C.lang)
-    return BatchResult(None, outcomes, timings, keys, frames.occurrences.height, dict(by_lang.iter_rows()))
+        keys = spill_articles(frames, spill)
+    return BatchResult(None, outcomes, timings, keys, n_occurrences, spans_by_lang)
 
 
 def process_files_and_release(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str], spill: Spill) -> BatchResult:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.bench import TARGETS, format_table
+from flows.bench import TARGETS, _pss, format_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,9 +41,18 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     assert r["newsflow"]["batches"] < r["files"]  # batches, not one task per file
     for step in ("load", "segment", "tag", "enrich", "write"):
         assert step in r["newsflow"]["step_seconds"]
-    assert r["newsflow"]["peak_rss_bytes"] > 0
+    assert 0 < r["newsflow"]["peak_pss_bytes"] <= r["newsflow"]["peak_rss_bytes"]
 
 
 def test_format_table_tolerates_missing_columns() -> None:
     table = format_table([{"size": "10MB", "files": 3, "bytes": 2**20}])
     assert "10MB" in table and "newsflow / datatrove" in table
+
+
+def test_pss_counts_shared_pages_once() -> None:
+    import psutil
+
+    rss = psutil.Process().memory_info().rss
+    pss = _pss(os.getpid())
+    assert 0 < pss <= rss * 1.01  # PSS never exceeds RSS (1 % for the pages touched in between)
+    assert _pss(2**22 + 7) == 0  # no such process: nothing, not an error

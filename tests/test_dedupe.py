@@ -303,7 +303,9 @@ def test_canonical_rule() -> None:
     assert find_near_duplicates(idx2, texts2).rows()[0][:2] == ("0000", "ffff")
 
 
-def test_transitive_member_can_be_below_threshold() -> None:
+def test_no_link_through_a_third_article() -> None:
+    # a~b and b~c, but a-c below the threshold: b joins a's cluster (a is earlier), and c,
+    # linked only to a member of that cluster, stays on its own instead of riding b's link
     a = main_text(4)
     n = len(a.split())
     b = change_words(a, list(range(0, n // 2, n // 12)))  # changes in the first half
@@ -313,8 +315,11 @@ def test_transitive_member_can_be_below_threshold() -> None:
     assert ja_c < thr
     idx, texts = index_of([("a", T0, a), ("b", T0 + timedelta(1), b), ("c", T0 + timedelta(2), c)])
     out = find_near_duplicates(idx, texts, threshold=thr)
-    assert out.select(C.article_id, C.duplicate_of).rows() == [("b", "a"), ("c", "a")]
-    assert out[C.similarity].to_list() == pytest.approx([ja_b, ja_c])  # c's is below thr
+    assert out.select(C.article_id, C.duplicate_of).rows() == [("b", "a")]
+    assert out[C.similarity].to_list() == pytest.approx([ja_b])
+    # with c the earliest, c is a canonical and takes b; a, linked only to b, stays alone
+    idx2, _ = index_of([("a", T0 + timedelta(2), a), ("b", T0 + timedelta(1), b), ("c", T0, c)])
+    assert find_near_duplicates(idx2, texts, threshold=thr).select(C.article_id, C.duplicate_of).rows() == [("b", "c")]
 
 
 def test_texts_loader_receives_only_candidates() -> None:
@@ -432,6 +437,9 @@ def test_order_independent(rows: list[tuple[str, datetime | None, str]], rnd, th
     assert_frame_equal(find_near_duplicates(idx.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(99)), texts, threshold=thr), expected)
     assert expected[C.article_id].is_unique().all() and expected.schema == pl_schema(DUPLICATES.schema)
     assert expected.equals(expected.sort(C.duplicate_of, C.article_id))
+    # clusters are stars: every member within the threshold of its canonical, no canonical a member
+    assert (expected[C.similarity] >= thr).all()
+    assert not set(expected[C.duplicate_of]) & set(expected[C.article_id])
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])

@@ -536,3 +536,17 @@ def test_enrich_functions_never_raise(text: str, short: str) -> None:
         )
     )
     assert out.schema == expected_schema() and out.height == 1
+
+
+def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
+    # pypinyin's phrase dictionary is ~55 MB of Python objects: only the batch workers that
+    # tag spans load it, never the flow process that runs them (its memory adds to the peak)
+    import subprocess
+    import sys
+
+    code = "import sys, flows.ingest, tasks.enrich; print('pypinyin' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False"
+    from tasks.enrich import span_pinyin
+
+    assert span_pinyin("陈吉宁") == "chén jí níng"
