@@ -42,6 +42,7 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     for step in ("load", "segment", "tag", "enrich", "write"):
         assert step in r["newsflow"]["step_seconds"]
     assert 0 < r["newsflow"]["peak_pss_bytes"] <= r["newsflow"]["peak_rss_bytes"]
+    assert r["newsflow"]["cpu_seconds"]["api_server"] > 0  # the API server did work during the run
 
 
 def test_format_table_tolerates_missing_columns() -> None:
