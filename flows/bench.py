@@ -101,6 +101,15 @@ def machine_limit(seeds: Path) -> dict:
     return {"seconds": seconds, "mb_per_s": n_bytes / MB / seconds, "bytes": n_bytes, "regex_hits": hits}
 
 
+def _process_kind(cmdline: str) -> str:
+    """Which part of a newsflow run a process is, from its command line."""
+    if "multiprocessing" in cmdline:
+        return "worker"
+    if "uvicorn" in cmdline or "server start" in cmdline:
+        return "prefect server"
+    return "main"
+
+
 def _pss(pid: int) -> int:
     """Proportional set size: private pages plus each shared page divided by the number of
     processes mapping it (the libraries the flow, its workers and the server all map count
@@ -147,7 +156,7 @@ class _RssSampler(threading.Thread):
                     continue
                 total += rss
                 pss += _pss(p.pid)
-                kind = "worker" if "multiprocessing" in cmd else "prefect server" if ("uvicorn" in cmd or "server start" in cmd) else "main"
+                kind = _process_kind(cmd)
                 parts[kind] = parts.get(kind, 0) + rss
             if total > self.peak:
                 self.peak, self.breakdown = total, parts
@@ -255,7 +264,7 @@ def _prefect_cpu_seconds() -> dict[str, float]:
     out = {"flow_process": sum(me.cpu_times()[:2]), "api_server": 0.0}
     for child in me.children(recursive=True):
         try:
-            if "uvicorn" in " ".join(child.cmdline()):
+            if _process_kind(" ".join(child.cmdline())) == "prefect server":
                 out["api_server"] += sum(child.cpu_times()[:2])
         except psutil.Error:
             continue
@@ -664,13 +673,17 @@ def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
 # ----------------------------------------------------------------------------- run
 
 
+def _global_step_seconds(steps: dict[str, float]) -> float:
+    """Seconds of the steps the flow process runs itself, once per run (dedup, write)."""
+    return sum(v for s, v in steps.items() if s not in BATCH_STEPS)
+
+
 def _critical_path(summary: dict, n_workers: int) -> float:
     """Seconds of step work on the critical path: batch steps run in n_workers processes at
     once (perfect packing assumed, so this is a lower bound), the global steps run alone."""
     steps = summary.get("step_seconds", {})
     batch = sum(steps.get(s, 0.0) for s in BATCH_STEPS)
-    global_ = sum(v for s, v in steps.items() if s not in BATCH_STEPS)
-    return batch / max(n_workers, 1) + global_
+    return batch / max(n_workers, 1) + _global_step_seconds(steps)
 
 
 def _n_workers(seeds: Path) -> tuple[int, int]:
@@ -808,7 +821,7 @@ def format_table(results: list[dict]) -> str:
     # The flow process's CPU beyond its own global steps (dedup, write) is orchestration:
     # Prefect's engine, the pool's pickling, logging; the API server's is all Prefect.
     add("CPU s: API server / flow beyond steps", lambda r: f"{nf(r)['cpu_seconds']['api_server']:.1f} / "
-        f"{nf(r)['cpu_seconds']['flow_process'] - sum(nf(r)['step_seconds'].get(s, 0) for s in ('dedup', 'write')):.1f}")
+        f"{nf(r)['cpu_seconds']['flow_process'] - _global_step_seconds(nf(r)['step_seconds']):.1f}")
     add("peak RSS MB (process+children)", lambda r: f"{nf(r)['peak_rss_bytes'] / MB:.0f}")
     add("peak PSS MB (shared pages once)", lambda r: f"{nf(r).get('peak_pss_bytes', 0) / MB:.0f}")
     add("Prefect server start s (excl.)", lambda r: f"{nf(r)['server_startup_seconds']:.1f}")
