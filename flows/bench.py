@@ -502,9 +502,10 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     import uuid
     from concurrent.futures import ProcessPoolExecutor
 
-    from flows.discover import discover_files, plan_batches
+    from flows.discover import discover_files, plan_work
     from flows.ingest import (
         DEFAULT_BATCH_BYTES,
+        DEFAULT_TASK_BYTES,
         RunRows,
         _manifest_rows,
         deduplicate,
@@ -518,12 +519,11 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     t = time.perf_counter()
     run_id = str(uuid.uuid4())
     spill = str(spill_root(data, run_id).absolute())
-    batches = plan_batches(discover_files(seeds), DEFAULT_BATCH_BYTES)
-    n = min(os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
-    lists = [[f.source_file for f in b] for b in batches]
+    plan = plan_work(discover_files(seeds), DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES)
+    lists = plan.batches
     spills = [Spill(spill, i) for i in range(len(lists))]
-    if n > 1:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("spawn")) as pool:
+    if plan.workers > 1:
+        with ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
     else:
         results = [process_files_and_release(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
@@ -686,12 +686,11 @@ def _critical_path(summary: dict, n_workers: int) -> float:
     return batch / max(n_workers, 1) + _global_step_seconds(steps)
 
 
-def _n_workers(seeds: Path) -> tuple[int, int]:
-    from flows.discover import discover_files, plan_batches
-    from flows.ingest import DEFAULT_BATCH_BYTES
+def _work_plan(seeds: Path):
+    from flows.discover import discover_files, plan_work
+    from flows.ingest import DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES
 
-    batches = plan_batches(discover_files(seeds), DEFAULT_BATCH_BYTES)
-    return (min(os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1), len(batches)
+    return plan_work(discover_files(seeds), DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES)
 
 
 def _naive_row(nv: dict, n_bytes: int, n_files: int) -> dict:
@@ -727,7 +726,8 @@ def bench_size(
 
     echo(f"[{res['size']}] newsflow ingest ...")
     nf = _run_child("newsflow", seeds, work / "newsflow")
-    n_workers, n_batches = _n_workers(seeds)
+    plan = _work_plan(seeds)
+    n_workers = plan.workers
     summary = nf["summary"]
     steps = dict(summary.get("step_seconds", {}))
     crit = _critical_path(summary, n_workers)
@@ -744,7 +744,8 @@ def bench_size(
         "peak_pss_bytes": nf["peak_pss_bytes"],
         "cpu_seconds": nf.get("cpu_seconds", {}),
         "step_seconds": steps,
-        "batches": n_batches,
+        "batches": len(plan.batches),
+        "task_runs": len(plan.tasks),
         "workers": n_workers,
         "critical_path_seconds": crit,
         "overhead_seconds": nf["seconds"] - crit,
@@ -812,7 +813,7 @@ def format_table(results: list[dict]) -> str:
             add("  step write s (spill+stage+commit)", lambda r: f"{nf(r)['step_seconds'].get('spill', 0) + nf(r)['step_seconds'].get('write', 0):.1f}")
         else:
             add(f"  step {s} s", lambda r, s=s: f"{nf(r)['step_seconds'].get(s, 0):.1f}")
-    add("  batches / workers", lambda r: f"{nf(r)['batches']} / {nf(r)['workers']}")
+    add("  batches / tasks / workers", lambda r: f"{nf(r)['batches']} / {nf(r).get('task_runs', '-')} / {nf(r)['workers']}")
     add("  critical path s", lambda r: f"{nf(r)['critical_path_seconds']:.1f}")
     add("wall - critical path", lambda r: f"{nf(r)['overhead_seconds']:.1f}s {100 * nf(r)['overhead_share']:.0f}%")
     add("A/B pairs", lambda r: f"{len(nf(r)['ab_pairs'])}")

@@ -93,17 +93,69 @@ def discover_files(seeds_dir: Path, glob: str = "**/*.txt") -> list[DiscoveredFi
     return sorted(found, key=lambda f: f.source_file)
 
 
+def pack_consecutive(sizes: list[int], limit: int) -> list[list[int]]:
+    """Indexes of consecutive items grouped until a group holds `limit` (a big item is alone)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for i, n in enumerate(sizes):
+        if current and size + n > limit:
+            groups.append(current)
+            current, size = [], 0
+        current.append(i)
+        size += n
+    if current:
+        groups.append(current)
+    return groups
+
+
 def plan_batches(files: list[DiscoveredFile], batch_bytes: int) -> list[list[DiscoveredFile]]:
     """Consecutive files grouped until a batch holds `batch_bytes` (a big file is alone)."""
-    batches: list[list[DiscoveredFile]] = []
-    current: list[DiscoveredFile] = []
-    size = 0
-    for f in files:
-        if current and size + f.n_bytes > batch_bytes:
-            batches.append(current)
-            current, size = [], 0
-        current.append(f)
-        size += f.n_bytes
-    if current:
-        batches.append(current)
-    return batches
+    return [[files[i] for i in group] for group in pack_consecutive([f.n_bytes for f in files], batch_bytes)]
+
+
+# A batch below this is mostly per-batch cost (a worker call, spill files).
+MIN_BALANCED_BYTES = 1 << 20
+
+
+def balanced_bytes(total_bytes: int, limit: int, cores: int) -> int:
+    """`limit`, lowered for small inputs so that every core gets work (at least 4 pieces a
+    core when the input allows), not below 1 MiB."""
+    return min(limit, max(MIN_BALANCED_BYTES, total_bytes // (4 * max(cores, 1))))
+
+
+@dataclass(frozen=True)
+class WorkPlan:
+    """A run's files in batches (what one worker process holds at once: bounds memory),
+    and the batches grouped into Prefect task runs (bounds the task runs: the UI slows past a
+    few thousand). Batch numbers are the order of the files, which the results keep."""
+
+    batches: list[list[str]]  # source files of each batch
+    batch_sizes: list[int]  # bytes of each batch
+    tasks: list[list[int]]  # batch numbers of each task run
+    workers: int  # worker processes for the batches (1 = in the task's own thread)
+
+    def files_of(self, task_no: int) -> list[list[str]]:
+        return [self.batches[b] for b in self.tasks[task_no]]
+
+    def bytes_of(self, task_no: int) -> int:
+        return sum(self.batch_sizes[b] for b in self.tasks[task_no])
+
+
+def plan_work(files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, workers: int = 0, distributed: bool = False) -> WorkPlan:
+    """Batches of at most `batch_bytes`, grouped into task runs of at most `task_bytes`.
+
+    Locally the batches of every task share one process pool, so task runs can be few.
+    On a cluster (`distributed`) a task runs on one worker, its batches one after another:
+    there tasks are balanced like batches, so that every worker gets some."""
+    cores = workers or os.cpu_count() or 1
+    total = sum(f.n_bytes for f in files)
+    batches = plan_batches(files, balanced_bytes(total, batch_bytes, cores))
+    sizes = [sum(f.n_bytes for f in b) for b in batches]
+    per_task = balanced_bytes(total, task_bytes, cores) if distributed else task_bytes
+    return WorkPlan(
+        batches=[[f.source_file for f in b] for b in batches],
+        batch_sizes=sizes,
+        tasks=pack_consecutive(sizes, per_task),
+        workers=min(cores, len(batches)) if len(batches) > 1 else 1,
+    )

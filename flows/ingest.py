@@ -2,8 +2,8 @@
 
 Reads top to bottom like the process it runs:
 
-    recover storage  -> discover files -> plan batches (by bytes)
-    -> process each batch (load, segment, tag, enrich, sign)      [one task per batch]
+    recover storage  -> discover files -> plan batches (by bytes), grouped into tasks
+    -> process each batch (load, segment, tag, enrich, sign)   [one task per group of batches]
     -> deduplicate globally (exact ids, near-duplicate index)
     -> stage every changed partition -> commit (manifest last) -> publish artifacts
 """
@@ -16,7 +16,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -34,17 +34,18 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture
 from prefect.runtime import deployment as runtime_deployment
-from prefect.runtime import flow_run
+from prefect.runtime import flow_run, task_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows.discover import (
     DiscoveredFile,
     UnsafeGlob,
+    WorkPlan,
     discover_files,
-    plan_batches,
+    plan_work,
     validate_glob,
 )
 from flows.lock import DataDirBusy, data_dir_lock
@@ -86,7 +87,10 @@ from tasks.write import (
     stage_update,
 )
 
-DEFAULT_BATCH_BYTES = 8 * 1024 * 1024
+DEFAULT_BATCH_BYTES = 8 * 1024 * 1024  # what one worker process holds at once
+# Input per Prefect task run. Each task run costs the API server ~45 ms of CPU (state events,
+# records, logs): at 100 MB, 13 one-batch tasks were a third of Prefect's cost.
+DEFAULT_TASK_BYTES = 32 * 1024 * 1024
 
 
 _POOL: ProcessPoolExecutor | None = None
@@ -122,37 +126,53 @@ def release_pool() -> None:
 
 # Tasks take big frames and file lists: hashing them for a cache key would cost more than
 # the work, and a re-run must re-read the files anyway, so no task is cached.
-@task(name="process-batch", retries=0, cache_policy=NO_CACHE)
-def process_batch(seeds_dir: str, source_files: list[str], known_sha: dict[str, str], spill: Spill, workers: int = 1) -> BatchResult:
+def _batch_task_run_name() -> str:
+    """`process-batches-4-7`: which batches (numbered in file order) a task run holds."""
+    nos = task_run.parameters.get("batch_nos") or [0]
+    return f"process-batches-{nos[0]}-{nos[-1]}"
+
+
+@task(name="process-batches", task_run_name=_batch_task_run_name, retries=0, cache_policy=NO_CACHE)
+def process_batches(
+    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known_sha: dict[str, str], spill_root: str, workers: int = 1
+) -> list[BatchResult]:
+    """Consecutive batches of files: each in a worker process of the pool (`workers` > 1,
+    all the task's batches queued at once), or one after another in this thread."""
+    seeds = Path(seeds_dir)
+    work = [(files, _known_for(known_sha, files), Spill(spill_root, no)) for files, no in zip(batches, batch_nos, strict=True)]
     if workers > 1:
-        result = compute_pool(workers).submit(process_files_and_release, Path(seeds_dir), source_files, known_sha, spill).result()
+        pool = compute_pool(workers)
+        futures = [pool.submit(process_files_and_release, seeds, *args) for args in work]
+        results = [f.result() for f in futures]
     else:
-        result = process_files_and_release(Path(seeds_dir), source_files, known_sha, spill)
+        results = [process_files_and_release(seeds, *args) for args in work]
+    outcomes = [o for r in results for o in r.outcomes]
     get_run_logger().info(
-        "batch of %d files: %d processed, %d quarantined, %d unchanged",
-        len(source_files),
-        sum(o.status == STATUS_PROCESSED for o in result.outcomes),
-        sum(o.status == STATUS_QUARANTINED for o in result.outcomes),
-        sum(o.status == UNCHANGED for o in result.outcomes),
+        "%d batches, %d files: %d processed, %d quarantined, %d unchanged",
+        len(batches),
+        len(outcomes),
+        sum(o.status == STATUS_PROCESSED for o in outcomes),
+        sum(o.status == STATUS_QUARANTINED for o in outcomes),
+        sum(o.status == UNCHANGED for o in outcomes),
     )
-    return result
+    return results
 
 
 @flow(name="ingest-batches", flow_run_name="ingest-batches-{n_batches}", log_prints=True)
 def process_batches_distributed(
-    seeds_dir: str, batches: list[list[str]], known_sha: dict[str, str], spill_root: str, n_batches: int
+    seeds_dir: str, batches: list[list[str]], tasks: list[list[int]], known_sha: dict[str, str], spill_root: str, n_batches: int
 ) -> list[BatchResult]:
-    """The per-batch work as Prefect tasks on whatever task runner this subflow is given
-    (a DaskTaskRunner for `runner="dask"`); results come back in batch order. Workers spill
-    their rows under `spill_root` (inside data/, or a local scratch folder when data/ is a
-    remote URI), so every worker must see that folder."""
+    """The batch tasks on whatever task runner this subflow is given (a DaskTaskRunner for
+    `runner="dask"`), each task's batches one after another on its worker; results come back
+    in batch order. Workers spill their rows under `spill_root` (inside data/, or a local
+    scratch folder when data/ is a remote URI), so every worker must see that folder."""
     # No quote() here: under the DaskTaskRunner the task got the quoted argument not unwrapped
-    # (a TypeError in tests/test_dask.py); these lists are one batch each anyway.
-    futures = [
-        process_batch.submit(seeds_dir, batch, _known_for(known_sha, batch), Spill(spill_root, i), 1)
-        for i, batch in enumerate(batches)
-    ]
-    return [f.result() for f in futures]
+    # (a TypeError in tests/test_dask.py).
+    futures = []
+    for batch_nos in tasks:
+        files = [batches[b] for b in batch_nos]
+        futures.append(process_batches.submit(seeds_dir, files, batch_nos, _known_for(known_sha, _flat(files)), spill_root, 1))
+    return [r for f in futures for r in f.result()]
 
 
 def dask_task_runner(address: str | None, workers: int):
@@ -478,8 +498,9 @@ def file_table_rows(outcomes: list[FileOutcome], limit: int = ARTIFACT_FILE_ROWS
     ]
 
 
-@task(name="publish-artifacts", cache_policy=NO_CACHE)
 def publish_artifacts(summary: RunSummary) -> None:
+    """The run's table and summary, attached to the flow run (called in the flow: a task run
+    of its own cost more than the two API calls)."""
     outcomes: list[FileOutcome] = getattr(summary, "_outcomes", [])
     rows = file_table_rows(outcomes)
     more = f" ({len(rows)} of {len(outcomes)}, quarantined first; every file is in data/files/)" if len(rows) < len(outcomes) else ""
@@ -550,26 +571,41 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def _balanced_batch_bytes(files: list[DiscoveredFile], batch_bytes: int, workers: int) -> int:
-    """Smaller batches for small runs, so that every core gets work (at least 4 batches a
-    core when the input allows), not below 1 MiB (a task's overhead), never above batch_bytes."""
-    total = sum(f.n_bytes for f in files)
-    cores = workers or os.cpu_count() or 1
-    return min(batch_bytes, max(1 << 20, total // (4 * cores)))
+def run_batch_tasks(submit: Callable[[int], PrefectFuture], plan: WorkPlan) -> list[BatchResult]:
+    """Every task of the plan, at most `workers + 1` at once, results in batch order, while
+    a progress artifact says how far the run is (by bytes of input done).
 
-
-def _collect_with_progress(futures: list, total_bytes: int) -> list[BatchResult]:
-    """Batch results in batch order, while a progress artifact in the UI says how far the
-    run is (by bytes of input done) — useful on long backfills."""
+    Tasks are submitted as earlier ones finish rather than all at once: a task's batches
+    queue in the shared process pool, so with every task submitted the pool would interleave
+    them all and every task would finish near the end (a progress bar stuck at 0, every task
+    'Running' for the whole run). One task more than workers keeps the pool's queue full
+    while a finished task's successor starts."""
     progress = create_progress_artifact(0.0, key="ingest-progress", description="Share of this run's input bytes processed")
-    done_bytes, results = 0, {}
-    for future in as_completed(futures):
-        result: BatchResult = future.result()
-        results[id(future)] = result
-        done_bytes += sum(o.n_bytes or 0 for o in result.outcomes)
-        update_progress_artifact(progress, 100.0 * min(1.0, done_bytes / total_bytes) if total_bytes else 100.0)
-    update_progress_artifact(progress, 100.0)
-    return [results[id(f)] for f in futures]
+    total = sum(plan.batch_sizes)
+    in_flight = plan.workers + 1
+    futures: list[PrefectFuture] = []
+    results: list[BatchResult] = []
+    done_bytes = 0
+
+    def collect(task_no: int) -> None:
+        nonlocal done_bytes
+        results.extend(futures[task_no].result())
+        done_bytes += plan.bytes_of(task_no)
+        update_progress_artifact(progress, 100.0 * done_bytes / total if total else 100.0)
+
+    for task_no in range(len(plan.tasks)):
+        if task_no >= in_flight:
+            collect(task_no - in_flight)
+        futures.append(submit(task_no))
+    for task_no in range(max(0, len(plan.tasks) - in_flight), len(plan.tasks)):
+        collect(task_no)
+    if not plan.tasks:
+        update_progress_artifact(progress, 100.0)
+    return results
+
+
+def _flat(batches: list[list[str]]) -> list[str]:
+    return [f for batch in batches for f in batch]
 
 
 @contextmanager
@@ -596,6 +632,7 @@ def ingest(
     since: datetime | None = None,
     files: list[str] | None = None,
     batch_bytes: Annotated[int, Field(ge=1, le=1 << 31)] = DEFAULT_BATCH_BYTES,
+    task_bytes: Annotated[int, Field(ge=1, le=1 << 40)] = DEFAULT_TASK_BYTES,
     lock_wait_seconds: Annotated[float, Field(ge=0, le=86400)] = 0.0,
     workers: Annotated[int, Field(ge=0, le=256)] = 0,
     runner: Literal["local", "dask"] = "local",
@@ -611,7 +648,8 @@ def ingest(
         near_duplicate_threshold: Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates.
         since: Only files modified at or after this time.
         files: Only these files (paths relative to the seeds folder); the folder watcher sets this.
-        batch_bytes: Bytes of input per batch; one Prefect task per batch.
+        batch_bytes: Bytes of input a worker process holds at once (bounds memory).
+        task_bytes: Bytes of input per Prefect task run (its batches run in the process pool together).
         lock_wait_seconds: How long to wait for another run to release the data folder before giving up.
         workers: Processes for batch work: 0 = one per core, 1 = no process pool (with runner=dask: LocalCluster workers).
         runner: Where batches run: `local` (this machine's cores) or `dask` (a Dask cluster through prefect-dask).
@@ -630,22 +668,24 @@ def ingest(
             logger.warning("storage recovery: %s", line)
         known = {} if full_refresh else _known_hashes(data)
         selected = select_files(seeds, glob, files, since)
-        batches = plan_batches(selected, _balanced_batch_bytes(selected, batch_bytes, workers))
-        logger.info("discovered %d files (%d bytes) in %s -> %d batches", len(selected), sum(f.n_bytes for f in selected), seeds, len(batches))
-        names = [[f.source_file for f in batch] for batch in batches]
+        plan = plan_work(selected, batch_bytes, task_bytes, workers, distributed=runner == "dask")
+        logger.info(
+            "discovered %d files (%d bytes) in %s -> %d batches in %d tasks",
+            len(selected), sum(plan.batch_sizes), seeds, len(plan.batches), len(plan.tasks),
+        )
         spill = str(spill_root(data, run_id).absolute())
         if runner == "dask":
             distributed = process_batches_distributed.with_options(task_runner=dask_task_runner(dask_address, workers))
-            results = distributed(str(seeds), names, known, spill, len(names))
+            results = distributed(str(seeds), plan.batches, plan.tasks, known, spill, len(plan.batches))
         else:
-            n_workers = min(workers or os.cpu_count() or 1, len(batches)) if len(batches) > 1 else 1
             # quote(): Prefect would otherwise walk (and copy) every element of these
-            # arguments to find upstream futures; each batch gets only its own known hashes.
-            futures = [
-                process_batch.submit(str(seeds), quote(batch), quote(_known_for(known, batch)), Spill(spill, i), n_workers)
-                for i, batch in enumerate(names)
-            ]
-            results = _collect_with_progress(futures, sum(f.n_bytes for f in selected))
+            # arguments to find upstream futures; each task gets only its own known hashes.
+            results = run_batch_tasks(
+                lambda t: process_batches.submit(
+                    str(seeds), quote(plan.files_of(t)), plan.tasks[t], quote(_known_for(known, _flat(plan.files_of(t)))), spill, plan.workers
+                ),
+                plan,
+            )
             release_pool()  # idle workers would keep their memory through the global steps
         summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered

@@ -12,6 +12,7 @@ from flows.discover import (
     discover_files,
     glob_to_regex,
     plan_batches,
+    plan_work,
     validate_glob,
 )
 
@@ -94,3 +95,39 @@ def test_batches_group_by_bytes_and_a_big_file_is_alone() -> None:
 
     files = [DiscoveredFile("a", 5), DiscoveredFile("b", 5), DiscoveredFile("big", 100), DiscoveredFile("c", 1)]
     assert [[f.source_file for f in b] for b in plan_batches(files, 10)] == [["a", "b"], ["big"], ["c"]]
+
+
+def _files(*sizes: int):
+    from flows.discover import DiscoveredFile
+
+    return [DiscoveredFile(f"f{i:03d}", n) for i, n in enumerate(sizes)]
+
+
+def test_a_work_plan_groups_consecutive_batches_into_task_runs_by_bytes() -> None:
+    mib = 1 << 20
+    plan = plan_work(_files(*[mib] * 100), batch_bytes=8 * mib, task_bytes=32 * mib, workers=2)
+    assert [len(b) for b in plan.batches] == [8] * 12 + [4]
+    assert plan.tasks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12]]
+    assert [plan.bytes_of(t) for t in range(4)] == [32 * mib] * 3 + [4 * mib]
+    assert [f for b in plan.batches for f in b] == [f"f{i:03d}" for i in range(100)]  # file order kept
+    assert plan.files_of(3) == [[f"f{i:03d}" for i in range(96, 100)]]
+    assert plan.workers == 2
+
+
+def test_a_small_input_gets_small_batches_for_every_core_but_one_task_run() -> None:
+    kib = 1 << 10
+    plan = plan_work(_files(*[100 * kib] * 100), batch_bytes=8 << 20, task_bytes=32 << 20, workers=2)
+    assert len(plan.batches) >= 4 * 2  # ~10 MB: 1 MiB batches, 4 a core at least
+    assert plan.tasks == [list(range(len(plan.batches)))]
+
+
+def test_on_a_cluster_task_runs_are_balanced_like_batches_so_every_worker_gets_some() -> None:
+    kib = 1 << 10
+    plan = plan_work(_files(*[100 * kib] * 100), batch_bytes=8 << 20, task_bytes=32 << 20, workers=2, distributed=True)
+    assert len(plan.tasks) >= 4 * 2
+    assert sorted(b for t in plan.tasks for b in t) == list(range(len(plan.batches)))
+
+
+def test_a_file_bigger_than_a_batch_is_a_batch_alone_and_one_batch_has_one_worker() -> None:
+    plan = plan_work(_files(50 << 20), batch_bytes=8 << 20, task_bytes=32 << 20, workers=2)
+    assert plan.batches == [["f000"]] and plan.tasks == [[0]] and plan.workers == 1

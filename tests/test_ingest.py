@@ -204,6 +204,31 @@ def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seed
     assert set(many["step_seconds"]) >= {"load", "segment", "tag", "enrich", "dedup", "write"}
 
 
+def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp_path: Path, seeds_copy: Path) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    from flows.discover import discover_files, plan_work
+
+    sizes = sorted(f.n_bytes for f in discover_files(seeds_copy))
+    task_bytes = sizes[-1] + sizes[-2]  # two files a task at least, one file a batch
+    one = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "one"))
+    grouped = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "grouped"), batch_bytes=1, task_bytes=task_bytes, workers=2)
+    plan = plan_work(discover_files(seeds_copy), 1, task_bytes, workers=2)
+    assert len(plan.batches) == 5 and 1 < len(plan.tasks) < 5
+
+    async def batch_task_runs(flow_run_id: str) -> list[str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            return sorted(r.name for r in runs if r.name.startswith("process-batches"))
+
+    import asyncio
+
+    names = asyncio.run(batch_task_runs(grouped["run_id"]))
+    assert names == sorted(f"process-batches-{t[0]}-{t[-1]}" for t in plan.tasks)
+    assert _without_manifest(_tree_digest(tmp_path / "one")) == _without_manifest(_tree_digest(tmp_path / "grouped"))
+    assert grouped["files_processed"] == one["files_processed"] == 5
+
+
 def _without_manifest(digest: dict[str, str]) -> dict[str, str]:
     """The `files` manifest records run ids and times; every other file is deterministic."""
     return {k: v for k, v in digest.items() if not k.startswith("files/")}
