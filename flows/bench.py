@@ -21,8 +21,12 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from flows.discover import WorkPlan
 
 from tasks.corpus import (
     DONE_FILE,
@@ -686,7 +690,7 @@ def _critical_path(summary: dict, n_workers: int) -> float:
     return batch / max(n_workers, 1) + _global_step_seconds(steps)
 
 
-def _work_plan(seeds: Path):
+def _work_plan(seeds: Path) -> WorkPlan:
     from flows.discover import discover_files, plan_work
     from flows.ingest import DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES
 

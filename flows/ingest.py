@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import wait as wait_for_all
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,8 +102,8 @@ _POOL_LOCK = threading.Lock()
 
 
 def compute_pool(workers: int) -> ProcessPoolExecutor:
-    """One process pool per flow process: Prefect tasks stay threads (one per batch, cheap
-    to orchestrate), the CPU work of a batch runs in a worker process (both cores busy,
+    """One process pool per flow process: Prefect tasks stay threads (cheap to orchestrate),
+    the CPU work of each of their batches runs in a worker process (both cores busy,
     no GIL). Workers are spawned, not forked: forking a process that runs Prefect's
     threads and event loop can deadlock."""
     global _POOL, _POOL_WORKERS
@@ -143,7 +144,15 @@ def process_batches(
     if workers > 1:
         pool = compute_pool(workers)
         futures = [pool.submit(process_files_and_release, seeds, *args) for args in work]
-        results = [f.result() for f in futures]
+        try:
+            results = [f.result() for f in futures]
+        except BaseException:
+            # Drop the queued batches and let the running ones end: nothing may write to
+            # the run's spill after the run has given up (and released the data lock).
+            for f in futures:
+                f.cancel()
+            wait_for_all(futures)
+            raise
     else:
         results = [process_files_and_release(seeds, *args) for args in work]
     outcomes = [o for r in results for o in r.outcomes]
@@ -571,7 +580,7 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def run_batch_tasks(submit: Callable[[int], PrefectFuture], plan: WorkPlan) -> list[BatchResult]:
+def run_batch_tasks(submit: Callable[[int], PrefectFuture[list[BatchResult]]], plan: WorkPlan) -> list[BatchResult]:
     """Every task of the plan, at most `workers + 1` at once, results in batch order, while
     a progress artifact says how far the run is (by bytes of input done).
 
@@ -579,11 +588,12 @@ def run_batch_tasks(submit: Callable[[int], PrefectFuture], plan: WorkPlan) -> l
     queue in the shared process pool, so with every task submitted the pool would interleave
     them all and every task would finish near the end (a progress bar stuck at 0, every task
     'Running' for the whole run). One task more than workers keeps the pool's queue full
-    while a finished task's successor starts."""
+    while a finished task's successor starts. If a task fails, the others in flight are
+    waited for before the error goes up: none of them writes after the run has ended."""
     progress = create_progress_artifact(0.0, key="ingest-progress", description="Share of this run's input bytes processed")
     total = sum(plan.batch_sizes)
-    in_flight = plan.workers + 1
-    futures: list[PrefectFuture] = []
+    in_flight = plan.workers + 1 if plan.workers > 1 else 1  # one worker: the batches run in task threads
+    futures: list[PrefectFuture[list[BatchResult]]] = []
     results: list[BatchResult] = []
     done_bytes = 0
 
@@ -593,12 +603,17 @@ def run_batch_tasks(submit: Callable[[int], PrefectFuture], plan: WorkPlan) -> l
         done_bytes += plan.bytes_of(task_no)
         update_progress_artifact(progress, 100.0 * done_bytes / total if total else 100.0)
 
-    for task_no in range(len(plan.tasks)):
-        if task_no >= in_flight:
-            collect(task_no - in_flight)
-        futures.append(submit(task_no))
-    for task_no in range(max(0, len(plan.tasks) - in_flight), len(plan.tasks)):
-        collect(task_no)
+    try:
+        for task_no in range(len(plan.tasks)):
+            if task_no >= in_flight:
+                collect(task_no - in_flight)
+            futures.append(submit(task_no))
+        for task_no in range(max(0, len(plan.tasks) - in_flight), len(plan.tasks)):
+            collect(task_no)
+    except BaseException:
+        for future in futures:
+            future.wait()
+        raise
     if not plan.tasks:
         update_progress_artifact(progress, 100.0)
     return results
@@ -680,13 +695,14 @@ def ingest(
         else:
             # quote(): Prefect would otherwise walk (and copy) every element of these
             # arguments to find upstream futures; each task gets only its own known hashes.
-            results = run_batch_tasks(
-                lambda t: process_batches.submit(
-                    str(seeds), quote(plan.files_of(t)), plan.tasks[t], quote(_known_for(known, _flat(plan.files_of(t)))), spill, plan.workers
-                ),
-                plan,
-            )
-            release_pool()  # idle workers would keep their memory through the global steps
+            def submit(task_no: int) -> PrefectFuture[list[BatchResult]]:
+                files = plan.files_of(task_no)
+                return process_batches.submit(str(seeds), quote(files), plan.tasks[task_no], quote(_known_for(known, _flat(files))), spill, plan.workers)
+
+            try:
+                results = run_batch_tasks(submit, plan)
+            finally:
+                release_pool()  # idle workers would keep their memory through the global steps
         summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
     summary.recovered = recovered
     publish_artifacts(summary)

@@ -3,8 +3,8 @@
 `page_rows` turns one loaded, segmented page into plain column lists (no Prefect, no
 I/O); `BatchRows.take_frames` turns a batch's lists into one frame per dataset (and drops
 the lists); `article_frames` adds the article enrichment and the MinHash signatures. The
-flow runs both once per batch of files (the unit of a Prefect task), then deduplicates and
-writes globally.
+flow runs both once per batch of files (what one worker process holds at once), then
+deduplicates and writes globally.
 """
 
 from __future__ import annotations

@@ -229,6 +229,25 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
     assert grouped["files_processed"] == one["files_processed"] == 5
 
 
+def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_pool(
+    tmp_path: Path, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures.process import BrokenProcessPool
+
+    data = tmp_path / "data"
+    # Read at import by the spawned pool workers only (this process imported the module before).
+    monkeypatch.setenv("NEWSFLOW_KILL_AT", "decode:2")
+    with pytest.raises(BrokenProcessPool):
+        ingest(seeds_dir=str(seeds_copy), data_dir=str(data), batch_bytes=1, workers=2)
+    monkeypatch.delenv("NEWSFLOW_KILL_AT")
+    assert not (data / ARTICLES.name).exists()  # nothing committed
+    again = ingest(seeds_dir=str(seeds_copy), data_dir=str(data), batch_bytes=1, workers=2)
+    assert again["files_processed"] == 5
+    clean = tmp_path / "clean"
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(clean))
+    assert _without_manifest(_tree_digest(data)) == _without_manifest(_tree_digest(clean))
+
+
 def _without_manifest(digest: dict[str, str]) -> dict[str, str]:
     """The `files` manifest records run ids and times; every other file is deterministic."""
     return {k: v for k, v in digest.items() if not k.startswith("files/")}
