@@ -506,10 +506,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     import uuid
     from concurrent.futures import ProcessPoolExecutor
 
-    from flows.discover import discover_files, plan_work
     from flows.ingest import (
-        DEFAULT_BATCH_BYTES,
-        DEFAULT_TASK_BYTES,
         RunRows,
         _manifest_rows,
         deduplicate,
@@ -523,7 +520,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     t = time.perf_counter()
     run_id = str(uuid.uuid4())
     spill = str(spill_root(data, run_id).absolute())
-    plan = plan_work(discover_files(seeds), DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES)
+    plan = _work_plan(seeds)  # the flow's batches and workers
     lists = plan.batches
     spills = [Spill(spill, i) for i in range(len(lists))]
     if plan.workers > 1:
