@@ -687,6 +687,24 @@ def _critical_path(summary: dict, n_workers: int) -> float:
     return batch / max(n_workers, 1) + _global_step_seconds(steps)
 
 
+def overhead_parts(call_seconds: float, summary: dict, n_workers: int) -> dict[str, float]:
+    """Wall seconds off the steps' critical path, by where they were spent: Prefect's engine
+    around the flow body (run start and end, heartbeat join), the flow body before handing
+    out batches (lock, recovery, discovery), worker start-up (spawn, imports), workers idle
+    during the batch phase (per worker: imbalance), and the flow body after the commit
+    (artifacts)."""
+    t = summary.get("timeline", {})
+    if "worker_busy" not in t:
+        return {}
+    return {
+        "engine": call_seconds - summary["wall_seconds"],
+        "before_batches": t["batches_submitted"],
+        "worker_start": t["first_batch_started"] - t["batches_submitted"],
+        "workers_idle": t["worker_idle"] / max(n_workers, 1),
+        "after_commit": summary["wall_seconds"] - t["committed"],
+    }
+
+
 def _work_plan(seeds: Path) -> WorkPlan:
     from flows.discover import discover_files, plan_work
     from flows.ingest import DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES
@@ -751,6 +769,7 @@ def bench_size(
         "critical_path_seconds": crit,
         "overhead_seconds": nf["seconds"] - crit,
         "overhead_share": (nf["seconds"] - crit) / nf["seconds"],
+        "overhead_parts": overhead_parts(nf["seconds"], summary, n_workers),
         "quality": evaluate(Path(nf["data_dir"]), truth),
     }
     if plain:
@@ -817,6 +836,9 @@ def format_table(results: list[dict]) -> str:
     add("  batches / tasks / workers", lambda r: f"{nf(r)['batches']} / {nf(r).get('task_runs', '-')} / {nf(r)['workers']}")
     add("  critical path s", lambda r: f"{nf(r)['critical_path_seconds']:.1f}")
     add("wall - critical path", lambda r: f"{nf(r)['overhead_seconds']:.1f}s {100 * nf(r)['overhead_share']:.0f}%")
+    for part, label in (("engine", "Prefect engine (run start+end)"), ("before_batches", "before batches (discover)"),
+                        ("worker_start", "worker start-up"), ("workers_idle", "workers idle (per worker)"), ("after_commit", "after commit (artifacts)")):
+        add(f"  {label} s", lambda r, part=part: f"{nf(r)['overhead_parts'][part]:.1f}")
     add("A/B pairs", lambda r: f"{len(nf(r)['ab_pairs'])}")
     add("same work without Prefect s (median)", lambda r: f"{nf(r)['no_prefect_seconds']:.1f}")
     add("Prefect overhead (A/B medians)", lambda r: f"{nf(r)['prefect_overhead_seconds']:.1f}s {100 * nf(r)['prefect_overhead_share']:.1f}%")

@@ -109,9 +109,42 @@ def pack_consecutive(sizes: list[int], limit: int) -> list[list[int]]:
     return groups
 
 
-def plan_batches(files: list[DiscoveredFile], batch_bytes: int) -> list[list[DiscoveredFile]]:
-    """Consecutive files grouped until a batch holds `batch_bytes` (a big file is alone)."""
-    return [[files[i] for i in group] for group in pack_consecutive([f.n_bytes for f in files], batch_bytes)]
+def cut_equal(sizes: list[int], pieces: int) -> list[list[int]]:
+    """Indexes of consecutive items in `pieces` groups of about equal bytes: an item goes to
+    the group its middle byte falls in, so a group is within one item of its share (groups
+    left empty by a big item are dropped)."""
+    total = sum(sizes)
+    if total == 0 or pieces <= 1:
+        return [list(range(len(sizes)))] if sizes else []
+    groups: list[list[int]] = [[] for _ in range(pieces)]
+    start = 0
+    for i, n in enumerate(sizes):
+        groups[min((2 * start + n) * pieces // (2 * total), pieces - 1)].append(i)
+        start += n
+    return [g for g in groups if g]
+
+
+def plan_batches(files: list[DiscoveredFile], batch_bytes: int, cores: int = 1) -> list[list[DiscoveredFile]]:
+    """Consecutive files in batches of about equal bytes, at most `batch_bytes` each (a big
+    file is alone), as many as a multiple of `cores` when the file sizes allow.
+
+    Equal batches, a multiple of the cores: the workers run out of work together. Batches
+    filled to the limit left the last one of a run running alone while the other cores
+    idled (100 MB on 2 cores: 13 batches, one core idle for the last 1.6 s of an 18 s phase)."""
+    sizes = [f.n_bytes for f in files]
+    cores = max(cores, 1)
+    pieces = -(-sum(sizes) // max(batch_bytes, 1))  # the fewest the limit allows
+    pieces += -pieces % cores
+    # A group is within one file of its share, which can pass the limit: cut into more,
+    # smaller shares until none does; files as big as a batch get the plain packing.
+    for _ in range(16):
+        groups = cut_equal(sizes, pieces)
+        if all(len(g) == 1 or sum(sizes[i] for i in g) <= batch_bytes for g in groups):
+            break
+        pieces += cores
+    else:
+        groups = pack_consecutive(sizes, batch_bytes)
+    return [[files[i] for i in group] for group in groups]
 
 
 # A batch below this is mostly per-batch cost (a worker call, spill files).
@@ -150,7 +183,7 @@ def plan_work(files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, wo
     there tasks are balanced like batches, so that every worker gets some."""
     cores = workers or os.cpu_count() or 1
     total = sum(f.n_bytes for f in files)
-    batches = plan_batches(files, balanced_bytes(total, batch_bytes, cores))
+    batches = plan_batches(files, balanced_bytes(total, batch_bytes, cores), cores)
     sizes = [sum(f.n_bytes for f in b) for b in batches]
     per_task = balanced_bytes(total, task_bytes, cores) if distributed else task_bytes
     return WorkPlan(

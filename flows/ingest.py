@@ -225,6 +225,8 @@ class RunSummary:
     recovered: list[str] = field(default_factory=list)
     step_seconds: dict[str, float] = field(default_factory=dict)  # CPU work per step, summed over batches
     wall_seconds: float = 0.0  # the whole flow, Prefect included
+    # Where the wall time went, in seconds from the flow's start (see `batch_timeline`).
+    timeline: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
@@ -472,6 +474,16 @@ def _summary_markdown(s: RunSummary) -> str:
         f"| near-duplicate links | {s.near_duplicates} |",
         f"| untranslated spans | {s.spans} |",
     ]
+    if "worker_busy" in s.timeline:
+        t = s.timeline
+        lines += [
+            "",
+            "## Where the time went (seconds from the flow's start)",
+            "",
+            f"Batches handed out at {t['batches_submitted']:.1f}; the first began at {t['first_batch_started']:.1f} "
+            f"(worker start-up), the last ended at {t['last_batch_ended']:.1f}; workers busy {t['worker_busy']:.1f} s, "
+            f"idle {t['worker_idle']:.1f} s between; committed at {t['committed']:.1f}.",
+        ]
     if s.spans_by_lang:
         lines += ["", "## Spans by language", "", "| lang | spans |", "|---|---|"]
         lines += [f"| {lang} | {n} |" for lang, n in s.spans_by_lang.items()]
@@ -619,6 +631,25 @@ def run_batch_tasks(submit: Callable[[int], PrefectFuture[list[BatchResult]]], p
     return results
 
 
+def batch_timeline(results: list[BatchResult], started: float, submitted: float, collected: float, workers: int) -> dict[str, float]:
+    """The batch phase in seconds from the flow's start (`time.time()` stamps): when the
+    batches were handed out, when the first began and the last ended in a worker, when the
+    flow had them all, and how long the workers sat idle between the first start and the
+    last end (imbalance: one worker still busy while another has nothing left)."""
+    ran = [r for r in results if r.ended_at]
+    out = {"batches_submitted": submitted - started, "batches_collected": collected - started}
+    if ran:
+        first, last = min(r.started_at for r in ran), max(r.ended_at for r in ran)
+        busy = sum(r.ended_at - r.started_at for r in ran)
+        out |= {
+            "first_batch_started": first - started,
+            "last_batch_ended": last - started,
+            "worker_busy": busy,
+            "worker_idle": max(workers * (last - first) - busy, 0.0),
+        }
+    return out
+
+
 def _flat(batches: list[list[str]]) -> list[str]:
     return [f for batch in batches for f in batch]
 
@@ -670,7 +701,7 @@ def ingest(
         runner: Where batches run: `local` (this machine's cores) or `dask` (a Dask cluster through prefect-dask).
         dask_address: Scheduler address of an existing Dask cluster, e.g. tcp://host:8786; empty = a LocalCluster.
     """
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     logger = get_run_logger()
     seeds, data = Path(seeds_dir), open_data_dir(data_dir)
     validate_glob(glob)  # fail at once, naming the parameter, before touching anything
@@ -689,6 +720,7 @@ def ingest(
             len(selected), sum(plan.batch_sizes), seeds, len(plan.batches), len(plan.tasks),
         )
         spill = str(spill_root(data, run_id).absolute())
+        submitted_at = time.time()
         if runner == "dask":
             distributed = process_batches_distributed.with_options(task_runner=dask_task_runner(dask_address, workers))
             results = distributed(str(seeds), plan.batches, plan.tasks, known, spill, len(plan.batches))
@@ -703,8 +735,11 @@ def ingest(
                 results = run_batch_tasks(submit, plan)
             finally:
                 release_pool()  # idle workers would keep their memory through the global steps
+        timeline = batch_timeline(results, started_at, submitted_at, time.time(), plan.workers)
         summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
+        timeline["committed"] = time.time() - started_at
     summary.recovered = recovered
+    summary.timeline = timeline
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
     logger.info(

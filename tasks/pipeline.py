@@ -72,6 +72,10 @@ class BatchResult:
     article_keys: pl.DataFrame | None = None
     n_occurrences: int = 0
     spans_by_lang: dict[str, int] = field(default_factory=dict)
+    # Wall-clock start and end (time.time(), comparable across processes on one machine):
+    # the bench finds from them how long workers sat idle between and after batches.
+    started_at: float = 0.0
+    ended_at: float = 0.0
 
 
 @contextmanager
@@ -157,6 +161,8 @@ def process_files_and_release(seeds_dir: Path, source_files: list[str], known_sh
     """`process_files`, then hand the batch's freed heap back to the OS: the process (a pool
     worker, a Dask worker) goes on to other batches, and memory it keeps between batches
     adds to the run's peak (measured: ~370 -> ~300 MB a worker after an 8 MB batch)."""
+    started_at = time.time()
     result = process_files(seeds_dir, source_files, known_sha, spill)
     return_freed_memory()
+    result.started_at, result.ended_at = started_at, time.time()
     return result

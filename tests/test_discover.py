@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from flows.discover import (
     UnsafeGlob,
@@ -104,14 +106,41 @@ def _files(*sizes: int):
 
 
 def test_a_work_plan_groups_consecutive_batches_into_task_runs_by_bytes() -> None:
-    mib = 1 << 20
-    plan = plan_work(_files(*[mib] * 100), batch_bytes=8 * mib, task_bytes=32 * mib, workers=2)
-    assert [len(b) for b in plan.batches] == [8] * 12 + [4]
-    assert plan.tasks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12]]
-    assert [plan.bytes_of(t) for t in range(4)] == [32 * mib] * 3 + [4 * mib]
-    assert [f for b in plan.batches for f in b] == [f"f{i:03d}" for i in range(100)]  # file order kept
-    assert plan.files_of(3) == [[f"f{i:03d}" for i in range(96, 100)]]
+    kib, mib = 1 << 10, 1 << 20
+    plan = plan_work(_files(*[100 * kib] * 1000), batch_bytes=8 * mib, task_bytes=32 * mib, workers=2)
+    # 97.7 MiB needs 13 batches of 8 MiB; 14 equal ones keep both workers busy to the end
+    assert len(plan.batches) == 14
+    assert max(plan.batch_sizes) - min(plan.batch_sizes) <= 100 * kib and max(plan.batch_sizes) <= 8 * mib
+    assert plan.tasks == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13]]
+    assert all(plan.bytes_of(t) <= 32 * mib for t in range(4))
+    assert [f for b in plan.batches for f in b] == [f"f{i:03d}" for i in range(1000)]  # file order kept
+    assert plan.files_of(3) == plan.batches[12:14]
     assert plan.workers == 2
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=3000), max_size=300),
+    limit=st.integers(min_value=1, max_value=20_000),
+    cores=st.integers(min_value=1, max_value=8),
+)
+def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(sizes: list[int], limit: int, cores: int) -> None:
+    batches = plan_batches(_files(*sizes), limit, cores)
+    assert [f.source_file for b in batches for f in b] == [f.source_file for f in _files(*sizes)]
+    assert all(b for b in batches)
+    assert all(len(b) == 1 or sum(f.n_bytes for f in b) <= limit for b in batches)
+
+
+@given(
+    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=200, max_size=2000),
+    batches_wanted=st.integers(min_value=1, max_value=6),
+    cores=st.integers(min_value=1, max_value=4),
+)
+def test_small_files_make_equal_batches_a_multiple_of_the_cores(sizes: list[int], batches_wanted: int, cores: int) -> None:
+    """The workers run out of batches together: no last batch runs alone on one core."""
+    limit = max(sum(sizes) // batches_wanted, 100)
+    sizes_of = [sum(f.n_bytes for f in b) for b in plan_batches(_files(*sizes), limit, cores)]
+    assert len(sizes_of) % cores == 0
+    assert max(sizes_of) - min(sizes_of) <= 2 * 100  # a file either side of a cut
 
 
 def test_a_small_input_gets_small_batches_for_every_core_but_one_task_run() -> None:

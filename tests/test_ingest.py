@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.ingest import ingest
+from flows.ingest import batch_timeline, ingest
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -227,6 +227,28 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
     assert names == sorted(f"process-batches-{t[0]}-{t[-1]}" for t in plan.tasks)
     assert _without_manifest(_tree_digest(tmp_path / "one")) == _without_manifest(_tree_digest(tmp_path / "grouped"))
     assert grouped["files_processed"] == one["files_processed"] == 5
+    t = grouped["timeline"]  # where the wall time went, in seconds from the flow's start
+    assert 0 <= t["batches_submitted"] <= t["first_batch_started"] <= t["last_batch_ended"] <= t["batches_collected"]
+    assert t["batches_collected"] <= t["committed"] <= grouped["wall_seconds"]
+    assert t["worker_busy"] > 0 and t["worker_idle"] >= 0
+
+
+def test_the_batch_timeline_counts_a_worker_idle_while_the_other_runs_the_last_batch() -> None:
+    from tasks.pipeline import BatchResult
+
+    def ran(start: float, end: float) -> BatchResult:
+        return BatchResult(None, started_at=100 + start, ended_at=100 + end)
+
+    # two workers: 0-3 and 0-2, then 3-4 and 2-6: the first worker waits from 4 to 6
+    t = batch_timeline([ran(0, 3), ran(0, 2), ran(3, 4), ran(2, 6)], started=99.5, submitted=99.75, collected=106.5, workers=2)
+    assert t == {
+        "batches_submitted": 0.25,
+        "batches_collected": 7.0,
+        "first_batch_started": 0.5,
+        "last_batch_ended": 6.5,
+        "worker_busy": 10.0,
+        "worker_idle": 2.0,
+    }
 
 
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_pool(
