@@ -288,7 +288,21 @@ def _child_newsflow(seeds: Path, work: Path) -> dict:
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data), full_refresh=True)
     seconds = time.perf_counter() - t
     cpu = {k: v - cpu_before[k] for k, v in _prefect_cpu_seconds().items()}
-    return {"seconds": seconds, "server_startup_seconds": startup, "summary": summary, "data_dir": str(data), "cpu_seconds": cpu}
+    timeline = summary.get("timeline", {})
+    phases = ab_phases(timeline, timeline.get("committed", seconds))
+    return {"seconds": seconds, "server_startup_seconds": startup, "summary": summary, "data_dir": str(data), "cpu_seconds": cpu, "phases": phases}
+
+
+def ab_phases(timeline: dict[str, float], committed: float) -> dict[str, float]:
+    """The two phases both sides of the A/B run, in wall seconds: the batch phase (handing
+    out the batches -> having every result, worker start-up included) and the global steps
+    (results -> committed). Compared side by side, they say where Prefect's cost lands."""
+    if "batches_collected" not in timeline:
+        return {}
+    return {
+        "batch_phase": timeline["batches_collected"] - timeline["batches_submitted"],
+        "global_steps": committed - timeline["batches_collected"],
+    }
 
 
 def _child_naive(seeds: Path, work: Path) -> dict:
@@ -509,6 +523,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     from flows.ingest import (
         RunRows,
         _manifest_rows,
+        batch_timeline,
         deduplicate,
         stage_and_commit,
     )
@@ -518,6 +533,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
     t = time.perf_counter()
+    submitted = time.time()
     run_id = str(uuid.uuid4())
     spill = str(spill_root(data, run_id).absolute())
     plan = _work_plan(seeds)  # the flow's batches and workers
@@ -528,12 +544,13 @@ def _child_plain(seeds: Path, work: Path) -> dict:
             results = list(pool.map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
     else:
         results = [process_files_and_release(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
+    collected = time.time()
     outcomes = [o for r in results for o in r.outcomes]
     replaced = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
     rows = RunRows.gather(spill_root(data, run_id), results)
     dedup = deduplicate(data, rows, replaced, True, 0.8)
     stage_and_commit(data, run_id, rows, dedup, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True)
-    return {"seconds": time.perf_counter() - t}
+    return {"seconds": time.perf_counter() - t, "phases": ab_phases(batch_timeline(results, submitted, submitted, collected, plan.workers), time.time() - submitted)}
 
 
 _CHILDREN = {"newsflow": _child_newsflow, "plain": _child_plain, "naive": _child_naive, "datatrove": _child_datatrove}
@@ -717,17 +734,27 @@ def _naive_row(nv: dict, n_bytes: int, n_files: int) -> dict:
             "peak_rss_bytes": nv["peak_rss_bytes"], "pairs_compared": nv.get("pairs_compared"), "task_runs": nv.get("task_runs")}
 
 
-def _ab_pairs(seeds: Path, work: Path, first: tuple[float, float], pairs: int, echo=print) -> list[tuple[float, float]]:
-    """(seconds with Prefect, seconds without) for `pairs` A/B pairs, the first given; the
+def _ab_pairs(seeds: Path, work: Path, first: tuple[dict, dict], pairs: int, echo=print) -> list[tuple[dict, dict]]:
+    """(child result with Prefect, without) for `pairs` A/B pairs, the first given; the
     others alternate which side runs first, so a machine speeding up or slowing down during
     the pairs does not favour one side."""
     runs = [first]
     for i in range(1, pairs):
         order = ("plain", "newsflow") if i % 2 else ("newsflow", "plain")
-        got = {mode: _run_child(mode, seeds, work / "ab" / mode)["seconds"] for mode in order}
+        got = {mode: _run_child(mode, seeds, work / "ab" / mode) for mode in order}
         runs.append((got["newsflow"], got["plain"]))
-        echo(f"  A/B pair {i + 1}: {got['newsflow']:.1f} s with Prefect, {got['plain']:.1f} s without")
+        echo(f"  A/B pair {i + 1}: {got['newsflow']['seconds']:.1f} s with Prefect, {got['plain']['seconds']:.1f} s without")
     return runs
+
+
+def ab_medians(pairs: list[tuple[dict, dict]]) -> dict[str, tuple[float, float]]:
+    """Median seconds with and without Prefect: of the whole run and of each phase."""
+    out = {"total": (statistics.median(a["seconds"] for a, _ in pairs), statistics.median(b["seconds"] for _, b in pairs))}
+    for phase in ("batch_phase", "global_steps"):
+        with_, without = [a.get("phases", {}).get(phase) for a, _ in pairs], [b.get("phases", {}).get(phase) for _, b in pairs]
+        if None not in with_ + without:
+            out[phase] = (statistics.median(with_), statistics.median(without))
+    return out
 
 
 def bench_size(
@@ -774,9 +801,12 @@ def bench_size(
     }
     if plain:
         # One pair is not enough on a shared machine: single pairs at 100 MB ranged 0.0-5.8 s.
-        pairs = _ab_pairs(seeds, work, (nf["seconds"], plain["seconds"]), max(ab_pairs, 1), echo)
-        with_prefect, without = statistics.median(b for b, _ in pairs), statistics.median(a for _, a in pairs)
-        res["newsflow"]["ab_pairs"] = pairs
+        pairs = _ab_pairs(seeds, work, (nf, plain), max(ab_pairs, 1), echo)
+        medians = ab_medians(pairs)
+        with_prefect, without = medians["total"]
+        res["newsflow"]["ab_pairs"] = [(a["seconds"], b["seconds"]) for a, b in pairs]
+        res["newsflow"]["ab_phase_pairs"] = [(a.get("phases"), b.get("phases")) for a, b in pairs]
+        res["newsflow"]["ab_medians"] = medians
         res["newsflow"]["no_prefect_seconds"] = without
         res["newsflow"]["no_prefect_peak_rss_bytes"] = plain["peak_rss_bytes"]
         res["newsflow"]["prefect_overhead_seconds"] = with_prefect - without
@@ -842,6 +872,8 @@ def format_table(results: list[dict]) -> str:
     add("A/B pairs", lambda r: f"{len(nf(r)['ab_pairs'])}")
     add("same work without Prefect s (median)", lambda r: f"{nf(r)['no_prefect_seconds']:.1f}")
     add("Prefect overhead (A/B medians)", lambda r: f"{nf(r)['prefect_overhead_seconds']:.1f}s {100 * nf(r)['prefect_overhead_share']:.1f}%")
+    add("  batch phase s, with / without", lambda r: "{:.1f} / {:.1f}".format(*nf(r)["ab_medians"]["batch_phase"]))
+    add("  global steps s, with / without", lambda r: "{:.1f} / {:.1f}".format(*nf(r)["ab_medians"]["global_steps"]))
     # The flow process's CPU beyond its own global steps (dedup, write) is orchestration:
     # Prefect's engine, the pool's pickling, logging; the API server's is all Prefect.
     add("CPU s: API server / flow beyond steps", lambda r: f"{nf(r)['cpu_seconds']['api_server']:.1f} / "
