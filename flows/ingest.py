@@ -480,9 +480,11 @@ def _summary_markdown(s: RunSummary) -> str:
             "",
             "## Where the time went (seconds from the flow's start)",
             "",
-            f"Batches handed out at {t['batches_submitted']:.1f}; the first began at {t['first_batch_started']:.1f} "
-            f"(worker start-up), the last ended at {t['last_batch_ended']:.1f}; workers busy {t['worker_busy']:.1f} s, "
-            f"idle {t['worker_idle']:.1f} s between; committed at {t['committed']:.1f}.",
+            (
+                f"Batches handed out at {t['batches_submitted']:.1f}; the first began at {t['first_batch_started']:.1f} "
+                f"(worker start-up), the last ended at {t['last_batch_ended']:.1f}; workers busy {t['worker_busy']:.1f} s, "
+                f"idle {t['worker_idle']:.1f} s between; committed at {t['committed']:.1f}."
+            ),
         ]
     if s.spans_by_lang:
         lines += ["", "## Spans by language", "", "| lang | spans |", "|---|---|"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -61,6 +62,16 @@ def memory_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     memory = fsspec.filesystem("memory")
     if memory.exists(f"/{bucket}"):
         memory.rm(f"/{bucket}", recursive=True)
+
+
+def tree_digest(data: Path) -> dict[str, str]:
+    """sha256 of every Parquet file under `data`, by relative path: datasets compared byte for byte."""
+    return {p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.rglob("*.parquet"))}
+
+
+def without_manifest(digest: dict[str, str]) -> dict[str, str]:
+    """The `files` manifest records run ids and times; every other file is deterministic."""
+    return {k: v for k, v in digest.items() if not k.startswith("files/")}
 
 
 def seed_text(name_prefix: str) -> str:

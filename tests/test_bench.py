@@ -3,7 +3,6 @@ the targets. Quality only -- never timing assertions (CI machines vary)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from flows.bench import TARGETS, _pss, format_table
+from tests.conftest import tree_digest, without_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,20 +48,13 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     # The A/B's plain side did the flow's work without Prefect: the same datasets, and the
     # same two phases to compare.
     runs = REPO / "bench" / "runs" / Path(r["corpus"]).name
-    assert _without_manifest(_tree_digest(runs / "plain" / "data")) == _without_manifest(_tree_digest(runs / "newsflow" / "data"))
+    assert without_manifest(tree_digest(runs / "plain" / "data")) == without_manifest(tree_digest(runs / "newsflow" / "data"))
     medians = r["newsflow"]["ab_medians"]
     assert all(w > 0 and wo > 0 for w, wo in (medians["batch_phase"], medians["global_steps"]))
     parts = r["newsflow"]["overhead_parts"]
     assert set(parts) == {"engine", "before_batches", "worker_start", "workers_idle", "after_commit"}
     assert all(v >= 0 for v in parts.values())
 
-
-def _tree_digest(data: Path) -> dict[str, str]:
-    return {p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.rglob("*.parquet"))}
-
-
-def _without_manifest(digest: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in digest.items() if not k.startswith("files/")}
 
 
 def test_format_table_tolerates_missing_columns() -> None:

@@ -25,15 +25,9 @@ from tasks.schema import (
 )
 from tasks.storage import open_data_dir
 from tasks.write import read_dataset
+from tests.conftest import tree_digest, without_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-def _tree_digest(data: Path) -> dict[str, str]:
-    return {
-        p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(data.rglob("*.parquet"))
-    }
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +104,10 @@ def test_the_run_is_recorded_in_prefect_with_artifacts(seeded) -> None:
 
 def test_rerun_is_idempotent_byte_for_byte(seeded) -> None:
     seeds, data, _ = seeded
-    before = _tree_digest(data)
+    before = tree_digest(data)
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
     assert summary["files_unchanged"] == 5 and summary["articles_new"] == 0
-    assert _tree_digest(data) == before
+    assert tree_digest(data) == before
 
 
 def test_adding_one_file_adds_only_its_rows(tmp_path: Path, seeds_copy: Path) -> None:
@@ -199,8 +193,7 @@ def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seed
     one = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "one"))
     many = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "many"), batch_bytes=1, workers=2)
     assert one["articles_new"] == many["articles_new"] == 20
-    without_manifest = lambda d: {k: v for k, v in _tree_digest(d).items() if not k.startswith("files/")}  # noqa: E731
-    assert without_manifest(tmp_path / "one") == without_manifest(tmp_path / "many")
+    assert without_manifest(tree_digest(tmp_path / "one")) == without_manifest(tree_digest(tmp_path / "many"))
     assert set(many["step_seconds"]) >= {"load", "segment", "tag", "enrich", "dedup", "write"}
 
 
@@ -225,7 +218,7 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
 
     names = asyncio.run(batch_task_runs(grouped["run_id"]))
     assert names == sorted(f"process-batches-{t[0]}-{t[-1]}" for t in plan.tasks)
-    assert _without_manifest(_tree_digest(tmp_path / "one")) == _without_manifest(_tree_digest(tmp_path / "grouped"))
+    assert without_manifest(tree_digest(tmp_path / "one")) == without_manifest(tree_digest(tmp_path / "grouped"))
     assert grouped["files_processed"] == one["files_processed"] == 5
     t = grouped["timeline"]  # where the wall time went, in seconds from the flow's start
     assert 0 <= t["batches_submitted"] <= t["first_batch_started"] <= t["last_batch_ended"] <= t["batches_collected"]
@@ -267,19 +260,14 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_poo
     assert again["files_processed"] == 5
     clean = tmp_path / "clean"
     ingest(seeds_dir=str(seeds_copy), data_dir=str(clean))
-    assert _without_manifest(_tree_digest(data)) == _without_manifest(_tree_digest(clean))
-
-
-def _without_manifest(digest: dict[str, str]) -> dict[str, str]:
-    """The `files` manifest records run ids and times; every other file is deterministic."""
-    return {k: v for k, v in digest.items() if not k.startswith("files/")}
+    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
 def test_a_file_uri_data_dir_gives_the_same_datasets_as_the_plain_path(seeded, tmp_path: Path) -> None:
     seeds, data, _ = seeded
     summary = ingest(seeds_dir=str(seeds), data_dir=f"file://{tmp_path}/data")
     assert summary["articles_new"] == 20
-    assert _without_manifest(_tree_digest(tmp_path / "data")) == _without_manifest(_tree_digest(data))
+    assert without_manifest(tree_digest(tmp_path / "data")) == without_manifest(tree_digest(data))
     assert read_dataset(tmp_path / "data", FILES).height == 5
 
 
@@ -290,7 +278,7 @@ def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotentl
     store = open_data_dir(memory_uri)
     fs = store.filesystem()
     remote = {rel: hashlib.sha256(fs.open_input_stream(store.full(rel)).read()).hexdigest() for rel in store.list_files("", "part-0.parquet")}
-    assert _without_manifest(remote) == _without_manifest(_tree_digest(data))
+    assert without_manifest(remote) == without_manifest(tree_digest(data))
     assert store.list_dirs("_staging") == []  # committed and cleaned up
     again = ingest(seeds_dir=str(seeds), data_dir=memory_uri)
     assert again["files_unchanged"] == 5 and again["articles_new"] == 0
