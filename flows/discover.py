@@ -126,24 +126,28 @@ def cut_equal(sizes: list[int], pieces: int) -> list[list[int]]:
 
 def equal_groups(sizes: list[int], limit: int, cores: int = 1, at_least: int = 1) -> list[list[int]]:
     """Indexes of consecutive items in groups of about equal bytes, at most `limit` each (a
-    big item is alone), at least `at_least` of them, as many as a multiple of `cores` when
-    the sizes allow.
+    big item is alone), at least `at_least` of them; more groups than cores come as a
+    multiple of `cores` when the sizes allow (fewer run all at once anyway).
 
     Equal groups, a multiple of the cores: the workers run out of work together. Batches
     filled to the limit left the last one of a run running alone while the other cores
     idled (100 MB on 2 cores: 13 batches, one core idle for the last 1.6 s of an 18 s phase)."""
     cores = max(cores, 1)
     pieces = max(-(-sum(sizes) // max(limit, 1)), at_least)  # the fewest the limit allows
-    if pieces > 1:  # what fits one group stays one (no worker pool for it)
-        pieces += -pieces % cores
     # A group is within one item of its share, which can pass the limit: cut into more,
-    # smaller shares until none does; items as big as a group get the plain packing.
+    # smaller shares until none does. With as many shares as items (items as big as a
+    # group, or a tiny limit) equal shares mean nothing: the plain packing, in linear time.
     for _ in range(16):
+        if pieces > cores:
+            pieces += -pieces % cores
+        if pieces >= len(sizes):
+            break
         groups = cut_equal(sizes, pieces)
         if all(len(g) == 1 or sum(sizes[i] for i in g) <= limit for g in groups):
             return groups
-        pieces += cores
-    return pack_consecutive(sizes, limit)
+        pieces += 1
+    packed = pack_consecutive(sizes, limit)
+    return packed if len(packed) >= at_least else [[i] for i in range(len(sizes))]
 
 
 def plan_batches(files: list[DiscoveredFile], batch_bytes: int, cores: int = 1, at_least: int = 1) -> list[list[DiscoveredFile]]:

@@ -56,7 +56,6 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     assert all(v >= 0 for v in parts.values())
 
 
-
 def test_format_table_tolerates_missing_columns() -> None:
     table = format_table([{"size": "10MB", "files": 3, "bytes": 2**20}])
     assert "10MB" in table and "newsflow / datatrove" in table

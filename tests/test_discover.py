@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.discover import (
@@ -118,6 +118,7 @@ def test_a_work_plan_groups_consecutive_batches_into_task_runs_by_bytes() -> Non
     assert plan.workers == 2
 
 
+@settings(deadline=None)
 @given(
     sizes=st.lists(st.integers(min_value=0, max_value=3000), max_size=300),
     limit=st.integers(min_value=1, max_value=20_000),
@@ -130,17 +131,25 @@ def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(sizes: l
     assert all(len(b) == 1 or sum(f.n_bytes for f in b) <= limit for b in batches)
 
 
+@settings(deadline=None)
 @given(
-    sizes=st.lists(st.integers(min_value=1, max_value=100), min_size=200, max_size=2000),
-    batches_wanted=st.integers(min_value=1, max_value=6),
+    sizes=st.lists(st.integers(min_value=1, max_value=10), min_size=1000, max_size=2000),
+    batches_wanted=st.integers(min_value=1, max_value=12),
     cores=st.integers(min_value=1, max_value=4),
 )
 def test_small_files_make_equal_batches_a_multiple_of_the_cores(sizes: list[int], batches_wanted: int, cores: int) -> None:
     """The workers run out of batches together: no last batch runs alone on one core."""
-    limit = max(sum(sizes) // batches_wanted, 100)
+    limit = sum(sizes) // batches_wanted
     sizes_of = [sum(f.n_bytes for f in b) for b in plan_batches(_files(*sizes), limit, cores)]
-    assert len(sizes_of) % cores == 0 or len(sizes_of) == 1  # what fits one batch stays one
-    assert max(sizes_of) - min(sizes_of) <= 2 * 100  # a file either side of a cut
+    assert len(sizes_of) >= batches_wanted
+    assert len(sizes_of) % cores == 0 or len(sizes_of) < cores  # fewer than the cores run all at once
+    assert max(sizes_of) - min(sizes_of) <= 2 * 10  # a file either side of a cut
+
+
+def test_a_tiny_batch_limit_packs_in_linear_time() -> None:
+    """`batch_bytes=1` (every file alone) must not make one empty group per byte of input."""
+    batches = plan_batches(_files(*[1 << 20] * 10), 1, cores=2)
+    assert [len(b) for b in batches] == [1] * 10
 
 
 def test_a_small_input_gets_one_batch_a_core_in_one_task_run() -> None:
