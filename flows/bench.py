@@ -288,21 +288,16 @@ def _child_newsflow(seeds: Path, work: Path) -> dict:
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data), full_refresh=True)
     seconds = time.perf_counter() - t
     cpu = {k: v - cpu_before[k] for k, v in _prefect_cpu_seconds().items()}
-    timeline = summary.get("timeline", {})
-    phases = ab_phases(timeline, timeline.get("committed", seconds))
+    t = summary.get("timeline", {})
+    phases = ab_phases(t["batches_submitted"], t["batches_collected"], t["committed"]) if "committed" in t else {}
     return {"seconds": seconds, "server_startup_seconds": startup, "summary": summary, "data_dir": str(data), "cpu_seconds": cpu, "phases": phases}
 
 
-def ab_phases(timeline: dict[str, float], committed: float) -> dict[str, float]:
+def ab_phases(submitted: float, collected: float, committed: float) -> dict[str, float]:
     """The two phases both sides of the A/B run, in wall seconds: the batch phase (handing
     out the batches -> having every result, worker start-up included) and the global steps
     (results -> committed). Compared side by side, they say where Prefect's cost lands."""
-    if "batches_collected" not in timeline:
-        return {}
-    return {
-        "batch_phase": timeline["batches_collected"] - timeline["batches_submitted"],
-        "global_steps": committed - timeline["batches_collected"],
-    }
+    return {"batch_phase": collected - submitted, "global_steps": committed - collected}
 
 
 def _child_naive(seeds: Path, work: Path) -> dict:
@@ -523,7 +518,6 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     from flows.ingest import (
         RunRows,
         _manifest_rows,
-        batch_timeline,
         deduplicate,
         stage_and_commit,
     )
@@ -550,7 +544,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     rows = RunRows.gather(spill_root(data, run_id), results)
     dedup = deduplicate(data, rows, replaced, True, 0.8)
     stage_and_commit(data, run_id, rows, dedup, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True)
-    return {"seconds": time.perf_counter() - t, "phases": ab_phases(batch_timeline(results, submitted, submitted, collected, plan.workers), time.time() - submitted)}
+    return {"seconds": time.perf_counter() - t, "phases": ab_phases(submitted, collected, time.time())}
 
 
 _CHILDREN = {"newsflow": _child_newsflow, "plain": _child_plain, "naive": _child_naive, "datatrove": _child_datatrove}

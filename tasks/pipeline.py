@@ -73,7 +73,8 @@ class BatchResult:
     n_occurrences: int = 0
     spans_by_lang: dict[str, int] = field(default_factory=dict)
     # Wall-clock start and end (time.time(), comparable across processes on one machine):
-    # the bench finds from them how long workers sat idle between and after batches.
+    # the run's timeline (flows/ingest.py::batch_timeline) finds from them when workers
+    # started and how long they sat idle.
     started_at: float = 0.0
     ended_at: float = 0.0
 
