@@ -25,7 +25,7 @@ def run(
     threshold: float = typer.Option(0.8, "--near-duplicate-threshold", min=0.0, max=1.0, help="Jaccard similarity above which two articles are near-duplicates."),
     lock_wait: float = typer.Option(0.0, "--lock-wait", min=0.0, help="Seconds to wait if another run holds the data folder."),
     workers: int = typer.Option(0, min=0, help="Processes for batch work (0 = one per core)."),
-    batch_mb: float = typer.Option(8.0, "--batch-mb", min=0.001, help="Megabytes of input a worker process holds at once (bounds memory)."),
+    batch_mb: float = typer.Option(8.0, "--batch-mb", min=0.001, help="Most megabytes of input a worker process holds at once (bounds memory); batches are cut equal, as many as a multiple of the workers."),
     task_mb: float = typer.Option(32.0, "--task-mb", min=0.001, help="Megabytes of input per Prefect task run (bounds the task runs)."),
     runner: str = typer.Option("local", help="local, or dask (needs PREFECT_API_URL: a real Prefect server)."),
     dask_address: str = typer.Option("", help="Dask scheduler, e.g. tcp://host:8786 (empty: a LocalCluster)."),

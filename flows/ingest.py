@@ -696,7 +696,7 @@ def ingest(
         near_duplicate_threshold: Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates.
         since: Only files modified at or after this time.
         files: Only these files (paths relative to the seeds folder); the folder watcher sets this.
-        batch_bytes: Bytes of input a worker process holds at once (bounds memory).
+        batch_bytes: Most bytes of input a worker process holds at once (bounds memory); batches are cut equal, as many as a multiple of the workers, so they end together.
         task_bytes: Bytes of input per Prefect task run (its batches run in the process pool together).
         lock_wait_seconds: How long to wait for another run to release the data folder before giving up.
         workers: Processes for batch work: 0 = one per core, 1 = no process pool (with runner=dask: LocalCluster workers).
