@@ -26,6 +26,7 @@ from tasks.write import (
     spill_root,
     stage_update,
     staging_root,
+    with_partition_columns,
     write_parquet_atomic,
 )
 
@@ -224,3 +225,50 @@ def test_a_remote_data_dir_spills_locally_and_the_commit_removes_the_spill(memor
     commit(memory_uri, stage_update(memory_uri, "r", ARTICLES, SpilledRows(spill, ARTICLES)))
     assert read_dataset(memory_uri, ARTICLES).get_column(C.article_id).to_list() == ["a"]
     assert not spill.exists()
+
+
+def test_a_batch_spills_one_file_a_dataset_and_a_partition_reads_its_rows_from_every_batch(tmp_path: Path) -> None:
+    may, june = datetime(2024, 5, 1, tzinfo=SH), datetime(2024, 6, 1, tzinfo=SH)
+    spill_frame(tmp_path, ARTICLES, _articles(["a", "b", "c"], [june, None, may]), 0)
+    spill_frame(tmp_path, ARTICLES, _articles(["d", "e"], [may, june]), 1)
+    assert [f.name for f in (tmp_path / ARTICLES.name).iterdir()] == sorted(["b000000.arrow", "b000001.arrow"])
+    rows = SpilledRows(tmp_path, ARTICLES)
+    may_dir, june_dir = "articles/year=2024/month=05", "articles/year=2024/month=06"
+    assert rows.partitions() == {may_dir, june_dir, f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}"}
+    may_rows = rows.read(may_dir)
+    assert may_rows.get_column(C.article_id).to_list() == ["c", "d"]  # batch order
+    assert may_rows.columns == [f.name for f in ARTICLES.file_schema]
+    assert rows.read("articles/year=1999/month=01").height == 0
+
+
+def test_reading_a_partition_a_few_bytes_at_a_time_keeps_the_same_rows(tmp_path: Path) -> None:
+    for batch in range(4):
+        ids = [f"{batch}-{i}" for i in range(5)]
+        spill_frame(tmp_path, ARTICLES, _articles(ids, [None] * 5).with_columns(pl.lit(batch, pl.Int64).alias(C.batch)), batch)
+    wanted = pl.DataFrame({C.article_id: ["0-1", "2-3", "3-0"], C.batch: [0, 2, 3]}).lazy()
+    keep = lambda f: f.join(wanted, on=[C.article_id, C.batch], how="semi")  # noqa: E731
+    unknown = f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}"
+    whole = SpilledRows(tmp_path, ARTICLES, keep).read(unknown)
+    by_piece = SpilledRows(tmp_path, ARTICLES, keep, read_bytes=1).read(unknown)  # one batch's rows at a time
+    assert whole.get_column(C.article_id).to_list() == ["0-1", "2-3", "3-0"]
+    assert by_piece.equals(whole)
+
+
+@pytest.mark.parametrize("read_bytes", [1, 200_000, 64 << 20])
+def test_every_partition_reads_back_exactly_its_rows_however_many_are_read_together(tmp_path: Path, read_bytes: int) -> None:
+    # 3 batches of 1,500 articles over 30 months and the unknown partition, read a partition
+    # at a time (read_bytes=1), a few at a time, or all at once
+    spilled = []
+    for batch in range(3):
+        ids = [f"{batch}-{i:04d}" for i in range(1500)]
+        dates = [None if i % 7 == 0 else datetime(2022 + i % 30 // 12, 1 + i % 30 % 12, 1, tzinfo=SH) for i in range(1500)]
+        frame = _articles(ids, dates)
+        spill_frame(tmp_path, ARTICLES, frame, batch)
+        spilled.append(frame)
+    expected = with_partition_columns(ARTICLES, pl.concat(spilled))
+    rows = SpilledRows(tmp_path, ARTICLES, read_bytes=read_bytes)
+    assert len(rows.partitions()) == expected.select(C.year, C.month).n_unique() == 31
+    for rel_dir in sorted(rows.partitions()):
+        year, month = (kv.split("=")[1] for kv in rel_dir.split("/")[1:])
+        want = expected.filter((pl.col(C.year) == year) & (pl.col(C.month) == month))
+        assert rows.read(rel_dir).equals(want.select([f.name for f in ARTICLES.file_schema]))
