@@ -343,7 +343,7 @@ def _texts_loader(data_dir: DataDirLike, rows: RunRows):
 class DedupResult:
     new_articles: SpilledRows  # this run's articles that data/ does not hold yet
     n_new_articles: int
-    new_signatures: pl.DataFrame
+    new_signatures: pl.DataFrame  # emptied once staged (stage_and_commit)
     orphaned: list[str]  # articles whose every occurrence was replaced
     articles_total: int
     duplicates: pl.DataFrame
@@ -396,19 +396,25 @@ def stage_and_commit(
     plan = CommitPlan(run_id)
     gone = pl.col(C.article_id).is_in(dedup.orphaned)
     replaced = pl.col(C.source_file).is_in(replaced_files)
-    updates = (
+    # Stage the index first and let go of it: its rows (~165 MB at 1 GB of input) were
+    # still held while the articles were staged, the run's peak of memory.
+    signatures, dedup.new_signatures = dedup.new_signatures, dedup.new_signatures.clear()
+    updates = [
+        (MINHASH_INDEX, signatures, gone),
         (ARTICLES, dedup.new_articles, gone),
-        (MINHASH_INDEX, dedup.new_signatures, gone),
         (OCCURRENCES, rows.rows(OCCURRENCES), replaced),
         (SEGMENTS, rows.rows(SEGMENTS), replaced),
         (SPANS, rows.rows(SPANS), replaced),
         (DUPLICATES, dedup.duplicates, None),  # recomputed whole from the index every run
         (FILES, manifest, replaced),
-    )
-    for spec, new_rows, delete_where in updates:
+    ]
+    del signatures
+    while updates:
+        spec, new_rows, delete_where = updates.pop(0)
         checkpoint(f"stage:{spec.name}")
         replace_all = full_refresh or spec is DUPLICATES
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=replace_all))
+        del new_rows  # a dataset's rows, once staged
         return_freed_memory()
     checkpoint("commit")
     commit(data, plan)
