@@ -182,7 +182,8 @@ def plan_work(files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, wo
 
     Locally the batches of every task share one process pool, so task runs can be few, and
     a small input makes one batch a core: batches are equal, so more would only add per-batch
-    cost (each spills a file per partition: at 10 MB, ten 1 MB batches spent 4.2 s spilling).
+    cost (a batch's spill has a fixed part: at 10 MB, when a batch still spilled a file per
+    partition, ten 1 MB batches spent 4.2 s spilling).
     On a cluster (`distributed`) a task runs on one worker, its batches one after another:
     there tasks are balanced like batches, at least four a worker (workers differ in speed)."""
     cores = workers or os.cpu_count() or 1

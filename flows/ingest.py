@@ -310,7 +310,7 @@ class RunRows:
         pieces = [pl.DataFrame(schema={C.article_id: pl.String, _TEXT: pl.String})]
         for batch, ids_of_batch in wanted.group_by(C.batch, maintain_order=True).agg(C.article_id).iter_rows():
             pieces.append(
-                pl.scan_ipc(files[batch])
+                pl.scan_ipc(files[batch], hive_partitioning=False, glob=False)  # a path, not a pattern
                 .filter(pl.col(C.article_id).is_in(ids_of_batch))
                 .select(C.article_id, signature_text_expr().alias(_TEXT))
                 .collect()

@@ -113,7 +113,9 @@ def write_parquet_atomic(spec: DatasetSpec, frame: pl.DataFrame, data_dir: DataD
 
     def row_group(lo: int) -> pa.Table:
         n = spec.row_group_rows
-        rows = frame.slice(lo, n) if order is None else frame[order.slice(lo, n)]
+        # rechunked: pages break where chunks do, and how the rows were read (in how many
+        # pieces) must not change the bytes
+        rows = frame.slice(lo, n).rechunk() if order is None else frame[order.slice(lo, n)]
         return rows.to_arrow().cast(spec.file_schema)
 
     def write(where: str | pa.NativeFile) -> None:

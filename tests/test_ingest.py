@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 
-from flows.ingest import batch_timeline, ingest
+from flows.ingest import RunRows, batch_timeline, ingest
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -23,6 +23,7 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
+from tasks.pipeline import Spill, process_files
 from tasks.storage import open_data_dir
 from tasks.write import read_dataset
 from tests.conftest import tree_digest, without_manifest
@@ -296,3 +297,16 @@ def test_file_table_artifact_is_bounded_and_shows_quarantined_files_first() -> N
     assert rows[0] == {"file": "zz-bad.txt", "status": STATUS_QUARANTINED, "articles": 0, "bytes": 0, "encoding": "", "reason": "empty file"}
     assert [r["file"] for r in rows[1:3]] == ["p00000.txt", "p00001.txt"]
     assert len(file_table_rows(outcomes[:7])) == 7  # small runs: every file
+
+
+def test_article_texts_are_read_from_a_spill_whose_path_looks_like_a_glob_pattern(seeds_dir: Path, tmp_path: Path) -> None:
+    # Near-duplicate verification reads candidate texts back from the spill: a data dir
+    # named like `data[1]` is a path, not a pattern (polars would expand it to no files).
+    root = tmp_path / "data[1]" / "spill"
+    files = sorted(p.name for p in seeds_dir.glob("*.txt"))
+    result = process_files(seeds_dir, files, {}, Spill(str(root), 0))
+    rows = RunRows.gather(root, [result])
+    ids = rows.winners.get_column(C.article_id).to_list()[:3]
+    texts = rows.article_texts(ids)
+    assert sorted(texts.get_column(C.article_id).to_list()) == sorted(ids)
+    assert all(len(t) > 0 for t in texts.get_column(texts.columns[1]).to_list())

@@ -231,7 +231,7 @@ def test_a_batch_spills_one_file_a_dataset_and_a_partition_reads_its_rows_from_e
     may, june = datetime(2024, 5, 1, tzinfo=SH), datetime(2024, 6, 1, tzinfo=SH)
     spill_frame(tmp_path, ARTICLES, _articles(["a", "b", "c"], [june, None, may]), 0)
     spill_frame(tmp_path, ARTICLES, _articles(["d", "e"], [may, june]), 1)
-    assert [f.name for f in (tmp_path / ARTICLES.name).iterdir()] == sorted(["b000000.arrow", "b000001.arrow"])
+    assert sorted(f.name for f in (tmp_path / ARTICLES.name).iterdir()) == ["b000000.arrow", "b000001.arrow"]
     rows = SpilledRows(tmp_path, ARTICLES)
     may_dir, june_dir = "articles/year=2024/month=05", "articles/year=2024/month=06"
     assert rows.partitions() == {may_dir, june_dir, f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}"}
