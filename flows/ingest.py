@@ -398,9 +398,8 @@ def stage_and_commit(
     replaced = pl.col(C.source_file).is_in(replaced_files)
     # Stage the index first and let go of it: its rows (~165 MB at 1 GB of input) were
     # still held while the articles were staged, the run's peak of memory.
-    signatures, dedup.new_signatures = dedup.new_signatures, dedup.new_signatures.clear()
     updates = [
-        (MINHASH_INDEX, signatures, gone),
+        (MINHASH_INDEX, dedup.new_signatures, gone),
         (ARTICLES, dedup.new_articles, gone),
         (OCCURRENCES, rows.rows(OCCURRENCES), replaced),
         (SEGMENTS, rows.rows(SEGMENTS), replaced),
@@ -408,7 +407,7 @@ def stage_and_commit(
         (DUPLICATES, dedup.duplicates, None),  # recomputed whole from the index every run
         (FILES, manifest, replaced),
     ]
-    del signatures
+    dedup.new_signatures = dedup.new_signatures.clear()
     while updates:
         spec, new_rows, delete_where = updates.pop(0)
         checkpoint(f"stage:{spec.name}")

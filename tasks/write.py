@@ -281,14 +281,14 @@ class SpillFile:
 
     def read(self, rel_dirs: list[str]) -> dict[str, pa.Table]:
         """The rows of these partitions (those the file has), reading only their record batches."""
+        tables = {}
         with pa.OSFile(str(self.path)) as source:
             reader = pa.ipc.open_file(source)
-            return {
-                rel_dir: pa.Table.from_batches([reader.get_batch(i) for i in range(first, first + n)], schema=reader.schema)
-                for rel_dir in rel_dirs
-                if rel_dir in self.parts
-                for first, n, _ in [self.parts[rel_dir]]
-            }
+            for rel_dir in rel_dirs:
+                if rel_dir in self.parts:
+                    first, n, _ = self.parts[rel_dir]
+                    tables[rel_dir] = pa.Table.from_batches([reader.get_batch(i) for i in range(first, first + n)], schema=reader.schema)
+        return tables
 
 
 @dataclass
@@ -306,7 +306,7 @@ class SpilledRows:
     spec: DatasetSpec
     keep: Callable[[pl.LazyFrame], pl.LazyFrame] | None = None
     read_bytes: int = 64 << 20
-    _read_ahead: dict[str, pl.DataFrame] = field(default_factory=dict, repr=False)
+    _read_ahead: dict[str, pl.DataFrame] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def _files(self) -> list[SpillFile]:
