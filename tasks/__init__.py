@@ -1,0 +1,8 @@
+"""The pipeline's steps: pure, typed functions over plain data and polars frames.
+
+Importing the package first sets how polars' and pyarrow's allocators give memory back
+(tasks/heap.py): it has to happen before either library loads."""
+
+from tasks.heap import prefer_returning_memory
+
+prefer_returning_memory()

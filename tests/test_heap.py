@@ -1,13 +1,19 @@
-"""tasks/heap.py: freed heap pages go back to the OS between batches and global steps."""
+"""tasks/heap.py: freed heap pages go back to the OS between batches and global steps, and
+polars' and pyarrow's allocators give theirs back at once."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
 
-from tasks.heap import return_freed_memory
+from tasks.heap import ALLOCATOR_ENV, return_freed_memory
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
@@ -15,7 +21,7 @@ def test_pages_freed_between_live_objects_are_returned() -> None:
     # what a batch leaves behind: many paragraph-sized Python strings (> 512 bytes: glibc's
     # heap, not Python's small-object arenas) freed, a few still alive among them, so glibc
     # cannot shrink the heap from its top and keeps the pages
-    rss = lambda: psutil.Process().memory_info().rss  # noqa: E731
+    rss = lambda: psutil.Process().memory_info().rss
     texts = [f"{i:08d}" * 250 for i in range(150_000)]  # 2 KB strings, ~300 MB
     survivors = texts[::100]
     del texts
@@ -23,3 +29,48 @@ def test_pages_freed_between_live_objects_are_returned() -> None:
     assert return_freed_memory() is True
     assert kept - rss() > 100 * 2**20  # at least 100 MB handed back
     assert len(survivors) == 1500
+
+
+# A child process: importing `tasks` comes first, as in every newsflow process. Prints the MB
+# polars held for a frame, the MB still held after dropping it, the MB pyarrow handed back
+# after dropping its arrays, and pyarrow's pool.
+_ALLOCATE_AND_FREE = """
+import tasks, psutil, polars as pl, pyarrow as pa
+from tasks.heap import return_freed_memory
+rss = lambda: psutil.Process().memory_info().rss
+base = rss()
+frame = pl.select(pl.int_range(0, 40_000_000, dtype=pl.Int64).alias("x")).with_columns(y=pl.col("x") * 2)
+held = rss() - base
+del frame
+kept = rss() - base
+arrays = pa.concat_arrays([pa.array(range(5_000_000), type=pa.int64())] * 8)
+before = rss()
+del arrays
+return_freed_memory()
+print(held >> 20, kept >> 20, (before - rss()) >> 20, pa.default_memory_pool().backend_name)
+"""
+
+
+def _allocate_and_free(env_overrides: dict[str, str]) -> tuple[int, int, int, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV} | env_overrides
+    out = subprocess.run([sys.executable, "-c", _ALLOCATE_AND_FREE], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    held, kept, returned, pool = out.stdout.split()
+    return int(held), int(kept), int(returned), pool
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_importing_tasks_makes_polars_and_pyarrow_give_freed_memory_back_at_once() -> None:
+    held, kept, returned, pool = _allocate_and_free({})
+    assert held > 500  # two 40M-row Int64 columns
+    assert kept < 100  # jemalloc returned the frame's pages when it was dropped
+    assert pool == "system"
+    assert returned > 200  # ~300 MB of Arrow buffers, trimmed from glibc's heap
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+def test_allocator_settings_in_the_environment_win() -> None:
+    keep = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000", "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
+    held, kept, returned, pool = _allocate_and_free(keep)
+    assert kept > held // 2  # the user's choice: freed pages stay for reuse
+    assert pool == "mimalloc"
+    assert returned < 100
