@@ -25,6 +25,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
+# Before polars: importing `tasks` sets the allocator policy (tasks/heap.py). Prefect loads
+# this file by path for a deployment's run, without flows/__init__.py.
+from tasks import heap as _allocator_policy  # noqa: F401
+
+# isort: split
+
 import polars as pl
 import pyarrow as pa
 from prefect import flow, get_run_logger, task

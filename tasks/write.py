@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -59,6 +61,11 @@ SPILL_COMPRESSION = "lz4"
 SPILL_SUFFIX = ".arrow"
 SPILL_INDEX_KEY = "newsflow.partitions"  # spill file schema metadata: its partitions' record batches
 N_SOURCE_BUCKETS = 16
+# Staging: partitions encoded at once, and the bytes of rows being encoded past which the
+# next partition is not read yet. Measured at 100 MB of input, staging every dataset:
+# 6.7 -> 5.9-6.1 s (segments 2.4 -> 1.7 s; articles wait on reading their spill).
+STAGE_WRITERS = 2
+STAGE_BYTES_IN_FLIGHT = 256 << 20
 
 
 def source_bucket(source_file: str) -> str:
@@ -385,7 +392,8 @@ def stage_update(
 ) -> CommitPlan:
     """Stage the partitions of `spec` that change when `new_rows` are added and the
     existing rows matching `delete_where` are removed (`replace_all`: the dataset becomes
-    exactly `new_rows`). Only touched partitions are rewritten, one at a time."""
+    exactly `new_rows`). Only touched partitions are rewritten, each as one file; they are
+    read one at a time and encoded up to STAGE_WRITERS at a time."""
     plan = CommitPlan(run_id)
     data_dir = open_data_dir(data_dir)
     if isinstance(new_rows, pl.DataFrame):
@@ -408,8 +416,9 @@ def stage_update(
             elif hit.height:
                 touched.add(spec.name)
 
-    def stage(rel_dir: str) -> tuple[str, str] | None:
-        """Stage one partition: ("write" | "delete", its file), or None if it vanishes unseen."""
+    def gather(rel_dir: str) -> pl.DataFrame:
+        """A partition's rows after the update: the stored ones that stay, then the new ones;
+        a re-delivered row (same sort key) replaces the stored one (last wins)."""
         parts = []
         if not replace_all:
             existing = _read_partition(data_dir, spec, rel_dir)
@@ -417,24 +426,48 @@ def stage_update(
                 parts.append(existing.filter(~delete_where) if delete_where is not None else existing)
         if rel_dir in new_parts:
             parts.append(new_rows.read(rel_dir))
-        combined = pl.concat(parts, how="vertical_relaxed") if parts else None
-        rel_file = f"{rel_dir}/{PART_FILE}"
-        if combined is None or combined.height == 0:
-            return ("delete", rel_file) if rel_dir in existing_parts else None
-        # The sort key identifies a row; a re-delivered row replaces the stored one (last wins).
+        if not parts:
+            return pl.DataFrame()
+        combined = pl.concat(parts, how="vertical_relaxed")
         # Checked on the key columns first: copying the text columns only when needed.
         if combined.select(pl.struct(list(spec.sort_by)).is_duplicated().any()).item():
             combined = combined.unique(subset=list(spec.sort_by), keep="last", maintain_order=True)
-        checkpoint("stage-partition")
-        write_parquet_atomic(spec, combined, data_dir, f"{_staging_rel(run_id)}/{rel_file}")
-        return ("write", rel_file)
+        return combined
 
-    # One partition at a time: a partition is held while it is read and encoded (a segments
-    # partition at 1 GB of input holds ~130 MB of text), so staging more at once would add
-    # that to the flow's peak memory for each one.
-    for staged in map(stage, sorted(touched)):
-        if staged is not None:
-            (plan.writes if staged[0] == "write" else plan.deletes).append(staged[1])
+    def write(rel_file: str, rows: pl.DataFrame) -> str:
+        checkpoint("stage-partition")
+        write_parquet_atomic(spec, rows, data_dir, f"{_staging_rel(run_id)}/{rel_file}")
+        return rel_file
+
+    # Partitions are read in order on this thread while up to STAGE_WRITERS of them are
+    # sorted and encoded on others: pyarrow encodes a Parquet file on one core, with the GIL
+    # released. The next partition is read only while fewer than STAGE_WRITERS are being
+    # written and they hold less than STAGE_BYTES_IN_FLIGHT (a segments partition at 1 GB of
+    # input holds ~130 MB of text): at most that plus two partitions are held at once.
+    with ThreadPoolExecutor(STAGE_WRITERS, thread_name_prefix=f"stage-{spec.name}") as pool:
+        in_flight: deque[tuple[Future[str], int]] = deque()
+
+        def finish_oldest() -> int:
+            future, n_bytes = in_flight.popleft()
+            plan.writes.append(future.result())
+            return n_bytes
+
+        held = 0
+        for rel_dir in sorted(touched):
+            while in_flight and (len(in_flight) >= STAGE_WRITERS or held >= STAGE_BYTES_IN_FLIGHT):
+                held -= finish_oldest()
+            rows = gather(rel_dir)
+            rel_file = f"{rel_dir}/{PART_FILE}"
+            if rows.height == 0:
+                if rel_dir in existing_parts:
+                    plan.deletes.append(rel_file)
+                continue
+            n_bytes = rows.estimated_size()
+            in_flight.append((pool.submit(write, rel_file, rows), n_bytes))
+            held += n_bytes
+            del rows
+        while in_flight:
+            finish_oldest()
     return plan
 
 

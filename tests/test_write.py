@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -11,6 +13,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+import tasks.write as write_module
 from tasks.schema import ARTICLES, COMPRESSION, COMPRESSION_LEVEL, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
 from tasks.storage import STAGING_DIR, open_data_dir
 from tasks.write import (
@@ -117,6 +120,74 @@ def test_same_rows_give_the_same_bytes(tmp_path: Path) -> None:
     a = (tmp_path / "one/articles/year=2024/month=04/part-0.parquet").read_bytes()
     b = (tmp_path / "two/articles/year=2024/month=04/part-0.parquet").read_bytes()
     assert a == b
+
+
+@pytest.mark.parametrize(("writers", "bytes_in_flight", "at_once"), [(2, 1, 1), (2, 1 << 30, 2), (3, 1 << 30, 3)])
+def test_partitions_encoded_at_once_are_the_bytes_of_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writers: int, bytes_in_flight: int, at_once: int
+) -> None:
+    # twelve months and the unknown month of articles; a second run re-delivers a third of
+    # them with a new body and deletes month 03 whole: how many partitions are encoded at once
+    # must change neither the files nor the plan
+    months = [datetime(2024, m, 3, tzinfo=SH) for m in range(1, 13)] + [None]
+    first = _articles([f"a{i:02d}" for i in range(39)], [months[i % 13] for i in range(39)])
+    again = [i for i in range(0, 39, 3) if i % 13 != 2]
+    second = _articles([f"a{i:02d}" for i in again], [months[i % 13] for i in again]).with_columns(pl.lit("new").alias(C.body))
+    month_03 = pl.col(C.article_id).is_in(["a02", "a15", "a28"])
+    real_write, writing, most, lock = write_module.write_parquet_atomic, [0], [0], threading.Lock()
+
+    def slow_write(*args) -> None:  # a slow disk: a partition's write lasts long enough to overlap
+        with lock:
+            writing[0] += 1
+            most[0] = max(most[0], writing[0])
+        time.sleep(0.05)
+        real_write(*args)
+        with lock:
+            writing[0] -= 1
+
+    def two_runs(data: Path) -> tuple[CommitPlan, dict[str, bytes]]:
+        commit(data, stage_update(data, "r1", ARTICLES, first))
+        plan = stage_update(data, "r2", ARTICLES, second, delete_where=month_03)
+        commit(data, plan)
+        return plan, {str(f.relative_to(data)): f.read_bytes() for f in sorted(data.rglob("*.parquet"))}
+
+    monkeypatch.setattr(write_module, "write_parquet_atomic", slow_write)
+    monkeypatch.setattr(write_module, "STAGE_WRITERS", 1)
+    serial_plan, serial = two_runs(tmp_path / "serial")
+    assert most[0] == 1
+    monkeypatch.setattr(write_module, "STAGE_WRITERS", writers)
+    monkeypatch.setattr(write_module, "STAGE_BYTES_IN_FLIGHT", bytes_in_flight)
+    plan, files = two_runs(tmp_path / "parallel")
+    assert most[0] == at_once
+    assert len(files) == 12 and not any("month=03" in f for f in files)
+    assert files == serial
+    assert (plan.writes, plan.deletes) == (serial_plan.writes, serial_plan.deletes)
+    assert plan.writes == sorted(plan.writes) and plan.deletes == ["articles/year=2024/month=03/part-0.parquet"]
+    assert read_dataset(tmp_path / "parallel", ARTICLES).filter(pl.col(C.body) == "new").height == len(again)
+
+
+def test_a_failed_partition_write_fails_the_stage_and_recovery_discards_what_was_staged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _articles([f"a{i}" for i in range(12)], [datetime(2024, 1 + i, 3, tzinfo=SH) for i in range(12)])
+    real_write = write_module.write_parquet_atomic
+    attempted: list[str] = []
+
+    def write_or_fail(spec, frame, data_dir, rel):  # a full disk on one partition, mid-stage
+        attempted.append(rel)
+        if "month=05" in rel:
+            raise OSError(28, "No space left on device", rel)
+        real_write(spec, frame, data_dir, rel)
+
+    monkeypatch.setattr(write_module, "write_parquet_atomic", write_or_fail)
+    with pytest.raises(OSError, match="month=05"):
+        stage_update(tmp_path, "r1", ARTICLES, rows)
+    # the failure stops the stage: past month 05, at most the partitions already handed to writers
+    assert len(attempted) <= 5 + write_module.STAGE_WRITERS
+    staged = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert staged and all("month=05" not in p and not p.endswith(".tmp") for p in staged)
+    assert recover(tmp_path) == ["discarded interrupted run r1"]
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize("n_rows", [0, 5, 2 * ARTICLES.row_group_rows + 7])
