@@ -521,6 +521,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         deduplicate,
         stage_and_commit,
     )
+    from tasks.heap import prefer_returning_memory
     from tasks.pipeline import UNCHANGED, Spill, process_files_and_release
     from tasks.write import spill_root
 
@@ -534,7 +535,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     lists = plan.batches
     spills = [Spill(spill, i) for i in range(len(lists))]
     if plan.workers > 1:
-        with ProcessPoolExecutor(plan.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(plan.workers, multiprocessing.get_context("spawn"), initializer=prefer_returning_memory) as pool:
             results = list(pool.map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
     else:
         results = [process_files_and_release(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]

@@ -25,12 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Literal
 
-# Before polars: importing `tasks` sets the allocator policy (tasks/heap.py). Prefect loads
-# this file by path for a deployment's run, without flows/__init__.py.
-from tasks import heap as _allocator_policy  # noqa: F401
-
-# isort: split
-
 import polars as pl
 import pyarrow as pa
 from prefect import flow, get_run_logger, task
@@ -57,7 +51,7 @@ from flows.discover import (
 )
 from flows.lock import DataDirBusy, data_dir_lock
 from tasks import dedupe
-from tasks.heap import return_freed_memory
+from tasks.heap import prefer_returning_memory, return_freed_memory
 from tasks.killpoints import checkpoint
 from tasks.pipeline import (
     UNCHANGED,
@@ -111,13 +105,14 @@ def compute_pool(workers: int) -> ProcessPoolExecutor:
     """One process pool per flow process: Prefect tasks stay threads (cheap to orchestrate),
     the CPU work of each of their batches runs in a worker process (both cores busy,
     no GIL). Workers are spawned, not forked: forking a process that runs Prefect's
-    threads and event loop can deadlock."""
+    threads and event loop can deadlock. Each worker's allocators give freed memory back
+    at once (tasks/heap.py): the workers set the run's peak."""
     global _POOL, _POOL_WORKERS
     with _POOL_LOCK:
         if _POOL is None or _POOL_WORKERS != workers:
             if _POOL is not None:
                 _POOL.shutdown(cancel_futures=True)
-            _POOL = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            _POOL = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=prefer_returning_memory)
             _POOL_WORKERS = workers
         return _POOL
 

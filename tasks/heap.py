@@ -8,10 +8,13 @@ kept pages only add to a process's peak RSS:
   (measured at 1 GB of input: 360 MB kept by the flow after near-duplicate verification,
   ~70 MB by a worker after each batch).
 - polars' jemalloc keeps freed pages 0.5 s "dirty", then 1 s "muzzy" (still counted in RSS);
-  pyarrow's default pool (mimalloc) keeps its own. `prefer_returning_memory` sets both to
-  give pages back at once. Measured on six 8 MB batches in one process, three alternating
-  rounds: peak RSS 511-522 -> 423 MB, CPU 22.2-23.4 s -> 21.4-23.7 s (no slower); `bench
-  run` at 100 MB: peak RSS of the run 1,486 -> 1,294 MB.
+  pyarrow's default pool (mimalloc) keeps its own. `prefer_returning_memory`, the batch
+  workers' initializer, makes both give pages back at once. Measured on six 8 MB batches in
+  one process, three alternating rounds: peak RSS 511-522 -> 423 MB, CPU 22.2-23.4 s ->
+  21.4-23.7 s; at 1 GB of input the workers' share of the run's peak fell 883 -> 826 MB.
+  The flow process keeps the defaults: at 1 GB its global steps, which allocate and free
+  partitions of hundreds of MB, took 96 -> 114 s of CPU with them, for a peak that is not
+  the run's.
 """
 
 from __future__ import annotations
@@ -20,9 +23,8 @@ import ctypes
 import os
 import sys
 
-# jemalloc reads its options once, when polars loads (inherited by the worker processes a
-# run spawns). polars' __init__ writes its defaults into the variable, then appends what was
-# set before: the last value of an option wins.
+# jemalloc reads its options once, when polars loads. polars' __init__ writes its defaults
+# into the variable, then appends what was set before: the last value of an option wins.
 POLARS_JEMALLOC_DEFAULTS = "dirty_decay_ms:500,muzzy_decay_ms:1000"
 RETURN_AT_ONCE = "dirty_decay_ms:0,muzzy_decay_ms:0"
 ALLOCATOR_ENV = {
@@ -33,10 +35,10 @@ ALLOCATOR_ENV = {
 
 def prefer_returning_memory() -> None:
     """Make polars' and pyarrow's allocators return freed pages at once, in this process
-    and in every process it starts. A decay or a pool a user set in the environment wins.
-
-    polars loaded before this call keeps its defaults in this process (jemalloc is set up),
-    but the processes it starts get ours; pyarrow's pool is switched at once."""
+    and in the processes it starts; call it before polars loads (a process pool's
+    initializer runs before the first task imports the steps). A decay or a pool a user
+    set in the environment wins. If polars is already loaded, its jemalloc keeps the
+    defaults in this process; pyarrow's pool is switched at once."""
     conf = os.environ.get("_RJEM_MALLOC_CONF", "")
     if "decay_ms" not in conf.replace(POLARS_JEMALLOC_DEFAULTS, ""):  # unset, or polars' own
         os.environ["_RJEM_MALLOC_CONF"] = f"{conf},{RETURN_AT_ONCE}" if conf else RETURN_AT_ONCE
@@ -45,6 +47,14 @@ def prefer_returning_memory() -> None:
         import pyarrow as pa
 
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+def allocator_settings() -> dict[str, str]:
+    """What this process's allocators were told: jemalloc's options (last wins) and the
+    backend of pyarrow's default pool."""
+    import pyarrow as pa
+
+    return {"_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", ""), "arrow_pool": pa.default_memory_pool().backend_name}
 
 
 def _libc_malloc_trim():

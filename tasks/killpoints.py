@@ -15,7 +15,8 @@
 
 Checkpoint names in use: `read:<source_file>` (per file: opened, not yet read; load.py),
 `decode` (per file; pipeline.py), `stage:<dataset>` (ingest.py), `stage-partition` (per
-staged partition file; write.py), `parquet-written` (temp file written, before its rename;
+staged partition file, on one of staging's writer threads: the n-th may be a different
+partition from run to run; write.py), `parquet-written` (temp file written, before its rename;
 storage.py; on an object store: before the upload), `commit` (ingest.py), `commit-record`
 (before COMMIT.json is renamed in, or uploaded; storage.py),
 `apply-delete`, `apply` (before each staged file is moved into place), `apply-cleanup`

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tasks.heap import ALLOCATOR_ENV, return_freed_memory
+from tasks.heap import ALLOCATOR_ENV, allocator_settings, return_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,12 +31,13 @@ def test_pages_freed_between_live_objects_are_returned() -> None:
     assert len(survivors) == 1500
 
 
-# A child process: importing `tasks` comes first, as in every newsflow process. Prints the MB
-# polars held for a frame, the MB still held after dropping it, the MB pyarrow handed back
+# A child process that sets the policy first, as a batch worker's initializer does. Prints the
+# MB polars held for a frame, the MB still held after dropping it, the MB pyarrow handed back
 # after dropping its arrays, and pyarrow's pool.
 _ALLOCATE_AND_FREE = """
-import tasks, psutil, polars as pl, pyarrow as pa
-from tasks.heap import return_freed_memory
+from tasks.heap import prefer_returning_memory, return_freed_memory
+prefer_returning_memory()
+import psutil, polars as pl, pyarrow as pa
 rss = lambda: psutil.Process().memory_info().rss
 base = rss()
 frame = pl.select(pl.int_range(0, 40_000_000, dtype=pl.Int64).alias("x")).with_columns(y=pl.col("x") * 2)
@@ -51,16 +52,19 @@ print(held >> 20, kept >> 20, (before - rss()) >> 20, pa.default_memory_pool().b
 """
 
 
-def _allocate_and_free(env_overrides: dict[str, str]) -> tuple[int, int, int, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV} | env_overrides
+def _clean_env(**overrides: str) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV} | overrides
+
+
+def _allocate_and_free(env: dict[str, str]) -> tuple[int, int, int, str]:
     out = subprocess.run([sys.executable, "-c", _ALLOCATE_AND_FREE], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     held, kept, returned, pool = out.stdout.split()
     return int(held), int(kept), int(returned), pool
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
-def test_importing_tasks_makes_polars_and_pyarrow_give_freed_memory_back_at_once() -> None:
-    held, kept, returned, pool = _allocate_and_free({})
+def test_with_the_policy_polars_and_pyarrow_give_freed_memory_back_at_once() -> None:
+    held, kept, returned, pool = _allocate_and_free(_clean_env())
     assert held > 500  # two 40M-row Int64 columns
     assert kept < 100  # jemalloc returned the frame's pages when it was dropped
     assert pool == "system"
@@ -69,8 +73,8 @@ def test_importing_tasks_makes_polars_and_pyarrow_give_freed_memory_back_at_once
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
 def test_allocator_settings_in_the_environment_win() -> None:
-    keep = {"_RJEM_MALLOC_CONF": "dirty_decay_ms:10000,muzzy_decay_ms:10000", "ARROW_DEFAULT_MEMORY_POOL": "mimalloc"}
-    held, kept, _, pool = _allocate_and_free(keep)
+    env = _clean_env(_RJEM_MALLOC_CONF="dirty_decay_ms:10000,muzzy_decay_ms:10000", ARROW_DEFAULT_MEMORY_POOL="mimalloc")
+    held, kept, _, pool = _allocate_and_free(env)
     assert kept > held // 2  # the user's choice: freed pages stay for reuse
     assert pool == "mimalloc"
 
@@ -84,18 +88,31 @@ def _effective_jemalloc_options(conf: str) -> dict[str, str]:
     ("user_conf", "dirty_decay_ms"),
     [(None, "0"), ("narenas:2", "0"), ("dirty_decay_ms:300", "300")],
 )
-@pytest.mark.parametrize("first", ["import tasks, polars", "import polars, tasks"])
-def test_processes_a_run_starts_inherit_the_policy_whichever_was_imported_first(
+@pytest.mark.parametrize("first", ["prefer_returning_memory(); import polars", "import polars; prefer_returning_memory()"])
+def test_processes_started_after_the_policy_inherit_it_whenever_polars_loaded(
     first: str, user_conf: str | None, dirty_decay_ms: str
 ) -> None:
-    # polars writes its own defaults into the variable when it loads: a policy set after that
-    # must still reach the worker processes (they read the variable when their polars loads)
-    env = {k: v for k, v in os.environ.items() if k not in ALLOCATOR_ENV}
-    if user_conf:
-        env["_RJEM_MALLOC_CONF"] = user_conf
-    code = f"{first}, os; print(os.environ['_RJEM_MALLOC_CONF'])"
-    out = subprocess.run([sys.executable, "-c", f"import os; {code}"], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    # polars writes its own defaults into the variable when it loads: a policy set after
+    # that must still reach the processes started later (their polars reads the variable)
+    env = _clean_env(**({"_RJEM_MALLOC_CONF": user_conf} if user_conf else {}))
+    code = f"import os; from tasks.heap import prefer_returning_memory; {first}; print(os.environ['_RJEM_MALLOC_CONF'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     options = _effective_jemalloc_options(out.stdout.strip())
     assert options["dirty_decay_ms"] == dirty_decay_ms
     if user_conf is None or "decay" not in user_conf:
         assert options["muzzy_decay_ms"] == "0"
+
+
+def test_batch_workers_run_with_the_policy_and_the_flow_process_without(monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.ingest import compute_pool, release_pool
+
+    for name in ALLOCATOR_ENV:
+        monkeypatch.delenv(name, raising=False)
+    try:
+        worker = compute_pool(1).submit(allocator_settings).result(timeout=120)
+    finally:
+        release_pool()
+    assert _effective_jemalloc_options(worker["_RJEM_MALLOC_CONF"])["muzzy_decay_ms"] == "0"
+    assert worker["arrow_pool"] == "system"
+    assert "_RJEM_MALLOC_CONF" not in os.environ or "decay_ms:0" not in os.environ["_RJEM_MALLOC_CONF"]
+    assert allocator_settings()["arrow_pool"] != "system"
