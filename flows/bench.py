@@ -510,18 +510,17 @@ def run_datatrove(seeds: Path, out: Path, workers: int = 0) -> dict:
 def _child_plain(seeds: Path, work: Path) -> dict:
     """The ingest flow's work without Prefect (same batches, same process pool, same global
     steps): the A side of the Prefect-overhead A/B measurement."""
-    import multiprocessing
     import shutil
     import uuid
-    from concurrent.futures import ProcessPoolExecutor
 
     from flows.ingest import (
         RunRows,
         _manifest_rows,
+        compute_pool,
         deduplicate,
+        release_pool,
         stage_and_commit,
     )
-    from tasks.heap import prefer_returning_memory
     from tasks.pipeline import UNCHANGED, Spill, process_files_and_release
     from tasks.write import spill_root
 
@@ -535,8 +534,10 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     lists = plan.batches
     spills = [Spill(spill, i) for i in range(len(lists))]
     if plan.workers > 1:
-        with ProcessPoolExecutor(plan.workers, multiprocessing.get_context("spawn"), initializer=prefer_returning_memory) as pool:
-            results = list(pool.map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
+        try:  # the flow's own pool (spawned workers, their allocator policy), released as the flow does
+            results = list(compute_pool(plan.workers).map(process_files_and_release, [seeds] * len(lists), lists, [{}] * len(lists), spills))
+        finally:
+            release_pool()
     else:
         results = [process_files_and_release(seeds, files, {}, s) for files, s in zip(lists, spills, strict=True)]
     collected = time.time()

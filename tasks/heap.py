@@ -42,8 +42,8 @@ def prefer_returning_memory() -> None:
     conf = os.environ.get("_RJEM_MALLOC_CONF", "")
     if "decay_ms" not in conf.replace(POLARS_JEMALLOC_DEFAULTS, ""):  # unset, or polars' own
         os.environ["_RJEM_MALLOC_CONF"] = f"{conf},{RETURN_AT_ONCE}" if conf else RETURN_AT_ONCE
-    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    if "pyarrow" in sys.modules and os.environ["ARROW_DEFAULT_MEMORY_POOL"] == "system":
+    pool = os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", ALLOCATOR_ENV["ARROW_DEFAULT_MEMORY_POOL"])
+    if "pyarrow" in sys.modules and pool == "system":
         import pyarrow as pa
 
         pa.set_memory_pool(pa.system_memory_pool())
