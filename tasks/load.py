@@ -89,11 +89,23 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
-def _control_share(text: str) -> float:
+# Every byte but those a forbidden control can show in, in UTF-8: C0 controls and DEL are
+# bytes of their own, C1 controls (U+0080-U+009F) start with the lead byte 0xC2.
+_NOT_CONTROL_UTF8 = bytes(b for b in range(256) if not (b <= 0x08 or 0x0E <= b <= 0x1F or b == 0x7F or b == 0xC2))
+_CONTROL_SAMPLE = 1_000_000  # chars: a prefix is evidence enough and keeps this O(1) on huge files
+
+
+def too_many_controls(text: str, utf8: bytes | None = None) -> bool:
+    """More than _MAX_CONTROL_SHARE of (a prefix of) text is forbidden control characters.
+    With `utf8` (the bytes text was decoded from), a page whose bytes hold too few candidate
+    bytes (counted by bytes.translate at C speed) passes without the regex pass: each control
+    leaves at least one candidate (measured: 0.02 vs 0.20 s for 27 MB of pages)."""
     if not text:
-        return 0.0
-    sample = text[:1_000_000]  # a prefix is evidence enough and keeps this O(1) on huge files
-    return len(_FORBIDDEN_CONTROL.findall(sample)) / len(sample)
+        return False
+    if utf8 is not None and len(text) <= _CONTROL_SAMPLE and len(utf8.translate(None, _NOT_CONTROL_UTF8)) <= _MAX_CONTROL_SHARE * len(text):
+        return False
+    sample = text[:_CONTROL_SAMPLE]
+    return len(_FORBIDDEN_CONTROL.findall(sample)) > _MAX_CONTROL_SHARE * len(sample)
 
 
 def _plausible_gb18030(text: str) -> bool:
@@ -181,7 +193,7 @@ def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
                 f"undecodable: byte {utf8_error.start} is not valid UTF-8 and the file is not GB18030 or UTF-16 text "
                 f"(mixed encodings in one file?); {_REEXPORT}",
             ) from None
-    if _control_share(text) > _MAX_CONTROL_SHARE:
+    if too_many_controls(text, data if encoding == "utf-8" else None):
         raise QuarantineError(
             source_file,
             f"binary data: more than {_MAX_CONTROL_SHARE:.0%} control characters ({encoding} decoding) — not a text page; remove it",
@@ -288,8 +300,10 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def load_bytes(data: bytes, source_file: str) -> LoadedFile:
-    """Pure core of the load step: bytes -> LoadedFile (or QuarantineError)."""
+def load_bytes(data: bytes, source_file: str, sha256: str | None = None) -> LoadedFile:
+    """Pure core of the load step: bytes -> LoadedFile (or QuarantineError). `sha256`: the
+    digest of `data` when the caller has it already (the pipeline hashes first, to skip
+    unchanged files)."""
     if isinstance(data, OversizedFile):
         raise QuarantineError(
             source_file,
@@ -299,7 +313,7 @@ def load_bytes(data: bytes, source_file: str) -> LoadedFile:
         )
     text, encoding = decode_bytes(data, source_file)
     check_page_shape(text, source_file)
-    return LoadedFile(source_file=source_file, sha256=sha256_hex(data), n_bytes=len(data), encoding=encoding, text=text)
+    return LoadedFile(source_file=source_file, sha256=sha256 or sha256_hex(data), n_bytes=len(data), encoding=encoding, text=text)
 
 
 def _safe_parts(source_file: str) -> list[str]:

@@ -127,7 +127,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
                 if known_sha.get(source_file) == sha:
                     outcomes.append(FileOutcome(source_file, UNCHANGED, sha, len(data)))
                     continue
-                loaded = load_bytes(data, source_file)
+                loaded = load_bytes(data, source_file, sha)
                 checkpoint("decode")
             with timed(timings, "segment"):
                 articles = segment_page(loaded.text)

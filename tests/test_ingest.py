@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +13,7 @@ import pytest
 from prefect.client.orchestration import get_client
 
 from flows.ingest import RunRows, batch_timeline, ingest
+from tasks import dedupe
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -261,6 +264,58 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_poo
     assert again["files_processed"] == 5
     clean = tmp_path / "clean"
     ingest(seeds_dir=str(seeds_copy), data_dir=str(clean))
+    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
+
+
+def _staged_parquet(data: Path) -> list[Path]:
+    return sorted((data / "_staging").rglob("*.parquet"))
+
+
+def test_datasets_are_staged_while_the_near_duplicate_search_runs(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The search holds back until staging has written a partition file: were the two steps
+    # one after the other, no file would ever appear and the run would fail on the timeout.
+    seeds, clean, _ = seeded
+    data = tmp_path / "data"
+    search = dedupe.find_near_duplicates
+
+    def search_once_staging_has_begun(index, texts, threshold):
+        deadline = time.monotonic() + 120
+        while not _staged_parquet(data):
+            assert time.monotonic() < deadline, "staging did not start while the search ran"
+            time.sleep(0.01)
+        return search(index, texts, threshold=threshold)
+
+    monkeypatch.setattr(dedupe, "find_near_duplicates", search_once_staging_has_begun)
+    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert summary["articles_new"] == 20
+    assert summary["step_seconds"]["dedup"] > 0 and summary["step_seconds"]["write"] > 0
+    assert 0 < summary["global_steps_seconds"] < summary["wall_seconds"]
+    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
+
+
+def test_a_failed_search_waits_for_staging_then_fails_the_run_and_commits_nothing(
+    seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seeds, clean, _ = seeded
+    data = tmp_path / "data"
+    search = dedupe.find_near_duplicates
+
+    def failing_search(index, texts, threshold):
+        while not _staged_parquet(data):  # fail while staging is under way
+            time.sleep(0.01)
+        raise RuntimeError("near-duplicate search failed")
+
+    monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
+    with pytest.raises(RuntimeError, match="near-duplicate search failed"):
+        ingest(seeds_dir=str(seeds), data_dir=str(data))
+    # The run waited for its staging thread: no thread left writing into data/ after the failure.
+    assert not [t for t in threading.enumerate() if t.name.startswith("newsflow-stage")]
+    assert not (data / ARTICLES.name).exists()  # nothing committed
+    staged = _staged_parquet(data)
+    assert staged and not list((data / "_staging").rglob(".*.tmp"))  # whole files only: no write was cut off
+    monkeypatch.setattr(dedupe, "find_near_duplicates", search)
+    again = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert again["files_processed"] == 5 and not _staged_parquet(data)  # recovery discarded the failed run's files
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 

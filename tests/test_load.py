@@ -10,6 +10,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tasks import load as load_module
 from tasks.load import (
@@ -19,6 +21,7 @@ from tasks.load import (
     load_file,
     read_file_bytes,
     sha256_hex,
+    too_many_controls,
 )
 
 TEXT = "上海 Shanghai — “Five Centers” 陈吉宁\nRelease time:May 17, 2024 17:21 PM\n\nThe city 上海 said so.\n"
@@ -193,3 +196,17 @@ def test_a_symlinked_folder_on_the_path_is_never_followed(tmp_path: Path) -> Non
 def test_paths_that_are_not_plain_relative_names_are_refused(tmp_path: Path, name: str) -> None:
     with pytest.raises(QuarantineError, match="not a plain path"):
         read_file_bytes(tmp_path / name, name)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab \n\t\r中文\xa0°\x80\x85\x9f\x00\x07\x1b\x7fé€")), max_size=400))
+def test_the_fast_control_check_of_utf8_pages_agrees_with_the_regex_count(text: str) -> None:
+    # NBSP and "°" share the lead byte 0xC2 with the C1 controls: candidates, not controls.
+    assert too_many_controls(text, text.encode("utf-8")) == too_many_controls(text)
+
+
+def test_a_page_with_a_few_controls_passes_and_one_with_many_is_binary() -> None:
+    page = "Title\n" + "word " * 400 + "\x07"
+    assert not too_many_controls(page, page.encode())
+    noisy = "Title\n" + "word\x1b " * 50
+    assert too_many_controls(noisy, noisy.encode()) and too_many_controls(noisy)
