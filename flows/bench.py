@@ -517,11 +517,11 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         RunRows,
         _manifest_rows,
         compute_pool,
-        deduplicate_and_stage,
+        deduplicate_stage_and_commit,
         release_pool,
     )
     from tasks.pipeline import UNCHANGED, Spill, process_files_and_release
-    from tasks.write import commit, spill_root
+    from tasks.write import spill_root
 
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -543,8 +543,7 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     outcomes = [o for r in results for o in r.outcomes]
     replaced = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
     rows = RunRows.gather(spill_root(data, run_id), results)
-    _, _, staged = deduplicate_and_stage(data, run_id, rows, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True, 0.8, {})
-    commit(data, staged)
+    deduplicate_stage_and_commit(data, run_id, rows, _manifest_rows(outcomes, run_id, datetime.now(UTC)), replaced, True, 0.8, {})
     return {"seconds": time.perf_counter() - t, "phases": ab_phases(submitted, collected, time.time())}
 
 
@@ -686,18 +685,14 @@ def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
 # ----------------------------------------------------------------------------- run
 
 
-def _global_step_seconds(summary: dict) -> float:
-    """Wall seconds of the steps the flow process runs itself, once per run (dedup, write):
-    measured as a whole, as they overlap (flows/ingest.py::deduplicate_and_stage)."""
-    return summary["global_steps_seconds"]
-
-
 def _critical_path(summary: dict, n_workers: int) -> float:
     """Seconds of step work on the critical path: batch steps run in n_workers processes at
-    once (perfect packing assumed, so this is a lower bound), the global steps run alone."""
+    once (perfect packing assumed, so this is a lower bound), then the global steps, whose
+    wall time is measured as a whole: dedup and write overlap
+    (flows/ingest.py::deduplicate_stage_and_commit)."""
     steps = summary.get("step_seconds", {})
     batch = sum(steps.get(s, 0.0) for s in BATCH_STEPS)
-    return batch / max(n_workers, 1) + _global_step_seconds(summary)
+    return batch / max(n_workers, 1) + summary["global_steps_seconds"]
 
 
 def overhead_parts(call_seconds: float, summary: dict, n_workers: int) -> dict[str, float]:

@@ -4,8 +4,9 @@ Reads top to bottom like the process it runs:
 
     recover storage  -> discover files -> plan batches (by bytes), grouped into tasks
     -> process each batch (load, segment, tag, enrich, sign)   [one task per group of batches]
-    -> deduplicate globally (exact ids, near-duplicate index)
-    -> stage every changed partition -> commit (manifest last) -> publish artifacts
+    -> deduplicate globally: exact ids, then the near-duplicate search over the index,
+       while every dataset it does not decide is staged beside it
+    -> stage the near-duplicate links -> commit (manifest last) -> publish artifacts
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ class RunSummary:
     quarantined: dict[str, str] = field(default_factory=dict)
     recovered: list[str] = field(default_factory=list)
     # Wall time of each step, summed over batches; the global steps dedup and write overlap
-    # (deduplicate_and_stage), so their sum is more than global_steps_seconds.
+    # (deduplicate_stage_and_commit), so their sum can be more than global_steps_seconds.
     step_seconds: dict[str, float] = field(default_factory=dict)
     # Wall and CPU time (every thread of the flow process) of the global steps, from the
     # batches' results to the commit.
@@ -292,6 +293,11 @@ class RunRows:
 
     def rows(self, spec: DatasetSpec) -> SpilledRows:
         return SpilledRows(self.root, spec)
+
+    def spill_bytes(self) -> int:
+        """Bytes of every file the batches spilled (Arrow IPC): the run's size as the global
+        steps see it."""
+        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())
 
     def articles(self, keep: pl.DataFrame | None = None) -> SpilledRows:
         """Winning article rows (of `keep`, a subset of `winners`, when given)."""
@@ -397,11 +403,28 @@ def match_exact(data: DataDirLike, rows: RunRows, replaced_files: list[str], ful
     return ExactMatch(rows.articles(new_ids), new_ids.height, new_signatures, orphaned, total, index)
 
 
+# The near-duplicate search is mostly Python, staging mostly pyarrow and polars with the GIL
+# released: side by side, the second core works through what was idle time (100 MB of input:
+# global steps 4.8 -> 3.8 s; 1 GB: 42 -> 30 s). But each holds hundreds of MB at 1 GB (the
+# index and the candidates' shingles; the largest articles partition), and side by side the
+# flow's peak rose from 1.09 to 1.52 GB, the run's to 1.86 GB: over the 1.5 GB bound. So they
+# overlap only while the run's spill (Arrow IPC on disk, ~1.05 MB a MB of input) is small.
+OVERLAP_MAX_SPILL_BYTES = 256 * 1024 * 1024
+
+
 def stage_run_rows(
-    data: DataDirLike, run_id: str, rows: RunRows, exact: ExactMatch, manifest: pl.DataFrame, replaced_files: list[str], full_refresh: bool
+    data: DataDirLike,
+    run_id: str,
+    rows: RunRows,
+    exact: ExactMatch,
+    manifest: pl.DataFrame,
+    replaced_files: list[str],
+    full_refresh: bool,
+    stop: threading.Event,
 ) -> CommitPlan:
     """Stage every changed partition of every dataset but `duplicates` (nothing here waits
-    for the near-duplicate search, so it runs beside it); nothing is committed."""
+    for the near-duplicate search, so it runs beside it); nothing is committed. Stops
+    before the next dataset once `stop` is set (the run has failed)."""
     plan = CommitPlan(run_id)
     gone = pl.col(C.article_id).is_in(exact.orphaned)
     replaced = pl.col(C.source_file).is_in(replaced_files)
@@ -414,7 +437,7 @@ def stage_run_rows(
         (FILES, manifest, replaced),
     ]
     exact.new_signatures = exact.new_signatures.clear()  # held by `updates` only: dropped once staged
-    while updates:
+    while updates and not stop.is_set():
         spec, new_rows, delete_where = updates.pop(0)
         checkpoint(f"stage:{spec.name}")
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=full_refresh))
@@ -423,7 +446,7 @@ def stage_run_rows(
     return plan
 
 
-def deduplicate_and_stage(
+def deduplicate_stage_and_commit(
     data: DataDirLike,
     run_id: str,
     rows: RunRows,
@@ -433,33 +456,44 @@ def deduplicate_and_stage(
     threshold: float,
     step_seconds: dict[str, float],
 ) -> tuple[ExactMatch, pl.DataFrame, CommitPlan]:
-    """The global steps up to the commit: exact dedup; then, at once, the near-duplicate
-    search (on this thread) and the staging of every dataset it does not decide (on
-    another): the search is mostly Python, staging mostly pyarrow and polars with the GIL
-    released, so the second core works through what was idle time (measured at 100 MB: the
-    search 1.4 s, staging 3.2 s, one after the other). Then the `duplicates` dataset.
-    `step_seconds` gets each step's own wall time (dedup, write): they overlap, so their
-    sum is more than the wall time of this call."""
+    """The global steps: exact dedup; then the near-duplicate search (on this thread) and the
+    staging of every dataset it does not decide (on another) -- at once when the run's spill
+    is at most OVERLAP_MAX_SPILL_BYTES, else one after the other. Then the `duplicates`
+    dataset, and the commit (manifest last).
+
+    If the search fails, staging stops after the dataset it is on, the error goes up once
+    the staging thread has ended (a staging error too is noted on it), and nothing is
+    committed. `step_seconds` gets each step's own wall time (dedup, write): they overlap,
+    so their sum is more than the wall time of this call."""
     with timed(step_seconds, "dedup"):
         exact = match_exact(data, rows, replaced_files, full_refresh)
+    overlap = rows.spill_bytes() <= OVERLAP_MAX_SPILL_BYTES
     write_seconds: dict[str, float] = {}
+    stop = threading.Event()
 
     def stage_beside_search() -> CommitPlan:
         with timed(write_seconds, "write"):
-            return stage_run_rows(data, run_id, rows, exact, manifest, replaced_files, full_refresh)
+            return stage_run_rows(data, run_id, rows, exact, manifest, replaced_files, full_refresh, stop)
 
     with ThreadPoolExecutor(1, thread_name_prefix="newsflow-stage") as stager:
-        staged = stager.submit(stage_beside_search)
+        staged = stager.submit(stage_beside_search) if overlap else None
         try:
             with timed(step_seconds, "dedup"):
                 duplicates = dedupe.find_near_duplicates(exact.index, _texts_loader(data, rows), threshold=threshold)
+        except BaseException as exc:
+            stop.set()
+            if staged is not None and (staging_error := staged.exception()) is not None:  # waits for the staging thread
+                exc.add_note(f"staging, running beside the search, failed too: {staging_error!r}")
+            raise
         finally:
             exact.index = exact.index.clear()  # the run's largest frame, not needed past the search
             return_freed_memory()
-        plan = staged.result()  # a failed stage raises here; with a failed search, the `with` waits for it
+        plan = (staged or stager.submit(stage_beside_search)).result()  # a failed stage raises here
     with timed(write_seconds, "write"):
         checkpoint(f"stage:{DUPLICATES.name}")
         plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))  # recomputed whole from the index every run
+        checkpoint("commit")
+        commit(data, plan)
     step_seconds["write"] = step_seconds.get("write", 0.0) + write_seconds["write"]
     return exact, duplicates, plan
 
@@ -483,12 +517,9 @@ def deduplicate_and_commit(
     replaced_files = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
     rows = RunRows.gather(spill_root(data, run_id), results)
     manifest = _manifest_rows(outcomes, run_id, datetime.now(UTC))
-    exact, duplicates, plan = deduplicate_and_stage(
+    exact, duplicates, plan = deduplicate_stage_and_commit(
         data, run_id, rows, manifest, replaced_files, full_refresh, near_duplicate_threshold, summary.step_seconds
     )
-    with timed(summary.step_seconds, "write"):
-        checkpoint("commit")
-        commit(data, plan)
     summary.global_steps_seconds = time.perf_counter() - started
     summary.global_steps_cpu_seconds = time.process_time() - started_cpu
     get_run_logger().info("committed %d partition files, deleted %d", len(plan.writes), len(plan.deletes))
@@ -799,7 +830,7 @@ def ingest(
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
     logger.info(
-        "seconds per step (summed over batches): %s; wall %.1f s",
+        "seconds per step (batch steps summed over batches; dedup and write overlap): %s; wall %.1f s",
         ", ".join(f"{step} {seconds:.2f}" for step, seconds in summary.step_seconds.items()),
         summary.wall_seconds,
     )

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 
+import flows.ingest as ingest_module
 from flows.ingest import RunRows, batch_timeline, ingest
 from tasks import dedupe
 from tasks.schema import (
@@ -271,52 +272,140 @@ def _staged_parquet(data: Path) -> list[Path]:
     return sorted((data / "_staging").rglob("*.parquet"))
 
 
+def _wait_until(condition, what: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _assert_nothing_committed_and_a_rerun_is_clean(seeds: Path, data: Path, clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run waited for its staging thread: none is left writing into data/ after the failure.
+    assert not [t for t in threading.enumerate() if t.name.startswith("newsflow-stage")]
+    assert not (data / ARTICLES.name).exists()  # nothing committed
+    assert not list((data / "_staging").rglob(".*.tmp"))  # whole files only: no write was cut off
+    monkeypatch.undo()
+    again = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert again["files_processed"] == 5 and not _staged_parquet(data)  # recovery discarded the failed run's files
+    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
+
+
 def test_datasets_are_staged_while_the_near_duplicate_search_runs(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The search holds back until staging has written a partition file: were the two steps
-    # one after the other, no file would ever appear and the run would fail on the timeout.
+    # Each side waits for the other: the search until staging has written a file, staging's
+    # last dataset (the manifest) until the search has begun. Run one after the other, in
+    # either order, one of the waits would time out.
     seeds, clean, _ = seeded
     data = tmp_path / "data"
-    search = dedupe.find_near_duplicates
+    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
+    search_began = threading.Event()
 
     def search_once_staging_has_begun(index, texts, threshold):
-        deadline = time.monotonic() + 120
-        while not _staged_parquet(data):
-            assert time.monotonic() < deadline, "staging did not start while the search ran"
-            time.sleep(0.01)
+        search_began.set()
+        _wait_until(lambda: _staged_parquet(data), "staging did not start while the search ran")
         return search(index, texts, threshold=threshold)
 
+    def stage_the_manifest_once_the_search_has_begun(data_dir, run_id, spec, *args, **kwargs):
+        if spec is FILES:
+            assert search_began.wait(120), "the search had not begun when staging reached its last dataset"
+        return stage(data_dir, run_id, spec, *args, **kwargs)
+
     monkeypatch.setattr(dedupe, "find_near_duplicates", search_once_staging_has_begun)
+    monkeypatch.setattr(ingest_module, "stage_update", stage_the_manifest_once_the_search_has_begun)
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
     assert summary["articles_new"] == 20
-    assert summary["step_seconds"]["dedup"] > 0 and summary["step_seconds"]["write"] > 0
     assert 0 < summary["global_steps_seconds"] < summary["wall_seconds"]
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_a_failed_search_waits_for_staging_then_fails_the_run_and_commits_nothing(
+def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(
     seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Above the budget the two steps hold too much memory side by side: one after the other.
     seeds, clean, _ = seeded
     data = tmp_path / "data"
-    search = dedupe.find_near_duplicates
+    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
+    order = []
+
+    def recording_search(index, texts, threshold):
+        order.append(("search", len(_staged_parquet(data))))
+        return search(index, texts, threshold=threshold)
+
+    def recording_stage(data_dir, run_id, spec, *args, **kwargs):
+        order.append((spec.name, None))
+        return stage(data_dir, run_id, spec, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "OVERLAP_MAX_SPILL_BYTES", 0)
+    monkeypatch.setattr(dedupe, "find_near_duplicates", recording_search)
+    monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
+    ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert order[0] == ("search", 0)  # before any dataset was staged
+    assert [name for name, _ in order[1:]] == [MINHASH_INDEX.name, ARTICLES.name, OCCURRENCES.name, SEGMENTS.name, SPANS.name, FILES.name, DUPLICATES.name]
+    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
+
+
+def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, _ = seeded
+    data = tmp_path / "data"
+    stage = ingest_module.stage_update
+    staging_articles, search_failed = threading.Event(), threading.Event()
+    staged_specs = []
 
     def failing_search(index, texts, threshold):
-        while not _staged_parquet(data):  # fail while staging is under way
-            time.sleep(0.01)
+        _wait_until(staging_articles.is_set, "staging did not reach the articles")
+        search_failed.set()
         raise RuntimeError("near-duplicate search failed")
 
+    def recording_stage(data_dir, run_id, spec, *args, **kwargs):
+        staged_specs.append(spec.name)
+        if spec is ARTICLES:  # the search fails while this dataset is being staged
+            staging_articles.set()
+            assert search_failed.wait(120)
+        return stage(data_dir, run_id, spec, *args, **kwargs)
+
     monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
+    monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
     with pytest.raises(RuntimeError, match="near-duplicate search failed"):
         ingest(seeds_dir=str(seeds), data_dir=str(data))
-    # The run waited for its staging thread: no thread left writing into data/ after the failure.
-    assert not [t for t in threading.enumerate() if t.name.startswith("newsflow-stage")]
-    assert not (data / ARTICLES.name).exists()  # nothing committed
-    staged = _staged_parquet(data)
-    assert staged and not list((data / "_staging").rglob(".*.tmp"))  # whole files only: no write was cut off
-    monkeypatch.setattr(dedupe, "find_near_duplicates", search)
-    again = ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert again["files_processed"] == 5 and not _staged_parquet(data)  # recovery discarded the failed run's files
-    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
+    assert staged_specs == [MINHASH_INDEX.name, ARTICLES.name]  # the dataset under way finished; no further one began
+    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
+
+
+def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, _ = seeded
+    data = tmp_path / "data"
+    stage = ingest_module.stage_update
+
+    def stage_failing_on_segments(data_dir, run_id, spec, *args, **kwargs):
+        if spec is SEGMENTS:
+            raise OSError("No space left on device (staging segments)")
+        return stage(data_dir, run_id, spec, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "stage_update", stage_failing_on_segments)
+    with pytest.raises(OSError, match="staging segments"):
+        ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert _staged_parquet(data)  # the datasets before segments were staged, then left for recovery
+    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
+
+
+def test_when_search_and_staging_both_fail_the_error_names_both(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, _ = seeded
+    data = tmp_path / "data"
+    staging_failed = threading.Event()
+
+    def failing_search(index, texts, threshold):
+        _wait_until(staging_failed.is_set, "staging did not fail")
+        raise RuntimeError("near-duplicate search failed")
+
+    def failing_stage(data_dir, run_id, spec, *args, **kwargs):
+        staging_failed.set()
+        raise OSError("No space left on device (staging)")
+
+    monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
+    monkeypatch.setattr(ingest_module, "stage_update", failing_stage)
+    with pytest.raises(RuntimeError, match="near-duplicate search failed") as failed:
+        ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert any("No space left on device (staging)" in note for note in getattr(failed.value, "__notes__", []))
+    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
 def test_a_file_uri_data_dir_gives_the_same_datasets_as_the_plain_path(seeded, tmp_path: Path) -> None:
