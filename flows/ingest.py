@@ -463,8 +463,8 @@ def deduplicate_stage_and_commit(
 
     If the search fails, staging stops after the dataset it is on, the error goes up once
     the staging thread has ended (a staging error too is noted on it), and nothing is
-    committed. `step_seconds` gets each step's own wall time (dedup, write): they overlap,
-    so their sum is more than the wall time of this call."""
+    committed. `step_seconds` gets each step's own wall time (dedup, write): when they
+    overlap, their sum is more than the wall time of this call."""
     with timed(step_seconds, "dedup"):
         exact = match_exact(data, rows, replaced_files, full_refresh)
     overlap = rows.spill_bytes() <= OVERLAP_MAX_SPILL_BYTES
@@ -482,13 +482,18 @@ def deduplicate_stage_and_commit(
                 duplicates = dedupe.find_near_duplicates(exact.index, _texts_loader(data, rows), threshold=threshold)
         except BaseException as exc:
             stop.set()
+            exact.index = exact.index.clear()  # not held while the staging thread ends
             if staged is not None and (staging_error := staged.exception()) is not None:  # waits for the staging thread
                 exc.add_note(f"staging, running beside the search, failed too: {staging_error!r}")
             raise
         finally:
             exact.index = exact.index.clear()  # the run's largest frame, not needed past the search
             return_freed_memory()
-        plan = (staged or stager.submit(stage_beside_search)).result()  # a failed stage raises here
+        try:
+            plan = (staged if staged is not None else stager.submit(stage_beside_search)).result()  # a failed stage raises here
+        except BaseException:
+            stop.set()  # interrupted (Ctrl-C): stage no further dataset before the `with` joins the thread
+            raise
     with timed(write_seconds, "write"):
         checkpoint(f"stage:{DUPLICATES.name}")
         plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))  # recomputed whole from the index every run

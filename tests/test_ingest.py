@@ -327,42 +327,48 @@ def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(
     order = []
 
     def recording_search(index, texts, threshold):
-        order.append(("search", len(_staged_parquet(data))))
+        # no staging thread exists yet: the executor starts it at the first submit
+        order.append(("search", len(_staged_parquet(data)), [t.name for t in threading.enumerate() if t.name.startswith("newsflow-stage")]))
         return search(index, texts, threshold=threshold)
 
     def recording_stage(data_dir, run_id, spec, *args, **kwargs):
-        order.append((spec.name, None))
+        order.append((spec.name,))
         return stage(data_dir, run_id, spec, *args, **kwargs)
 
     monkeypatch.setattr(ingest_module, "OVERLAP_MAX_SPILL_BYTES", 0)
     monkeypatch.setattr(dedupe, "find_near_duplicates", recording_search)
     monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
     ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert order[0] == ("search", 0)  # before any dataset was staged
-    assert [name for name, _ in order[1:]] == [MINHASH_INDEX.name, ARTICLES.name, OCCURRENCES.name, SEGMENTS.name, SPANS.name, FILES.name, DUPLICATES.name]
+    assert order[0] == ("search", 0, [])  # before any dataset was staged, with no staging thread
+    assert [step[0] for step in order[1:]] == [MINHASH_INDEX.name, ARTICLES.name, OCCURRENCES.name, SEGMENTS.name, SPANS.name, FILES.name, DUPLICATES.name]
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
 def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seeds, clean, _ = seeded
     data = tmp_path / "data"
-    stage = ingest_module.stage_update
-    staging_articles, search_failed = threading.Event(), threading.Event()
+    stage, stage_rows = ingest_module.stage_update, ingest_module.stage_run_rows
+    staging_articles = threading.Event()
+    stops: list[threading.Event] = []  # the staging thread's stop signal
     staged_specs = []
 
     def failing_search(index, texts, threshold):
         _wait_until(staging_articles.is_set, "staging did not reach the articles")
-        search_failed.set()
         raise RuntimeError("near-duplicate search failed")
+
+    def stage_rows_keeping_the_stop_signal(*args):
+        stops.append(args[-1])
+        return stage_rows(*args)
 
     def recording_stage(data_dir, run_id, spec, *args, **kwargs):
         staged_specs.append(spec.name)
         if spec is ARTICLES:  # the search fails while this dataset is being staged
             staging_articles.set()
-            assert search_failed.wait(120)
+            assert stops[0].wait(120), "the failed search did not signal staging to stop"
         return stage(data_dir, run_id, spec, *args, **kwargs)
 
     monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
+    monkeypatch.setattr(ingest_module, "stage_run_rows", stage_rows_keeping_the_stop_signal)
     monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
     with pytest.raises(RuntimeError, match="near-duplicate search failed"):
         ingest(seeds_dir=str(seeds), data_dir=str(data))
@@ -373,16 +379,25 @@ def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(seeded, 
 def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seeds, clean, _ = seeded
     data = tmp_path / "data"
-    stage = ingest_module.stage_update
+    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
+    staging_failed, searched = threading.Event(), []
+
+    def search_after_staging_failed(index, texts, threshold):
+        _wait_until(staging_failed.is_set, "staging did not fail")
+        searched.append(search(index, texts, threshold=threshold))
+        return searched[-1]
 
     def stage_failing_on_segments(data_dir, run_id, spec, *args, **kwargs):
         if spec is SEGMENTS:
+            staging_failed.set()
             raise OSError("No space left on device (staging segments)")
         return stage(data_dir, run_id, spec, *args, **kwargs)
 
+    monkeypatch.setattr(dedupe, "find_near_duplicates", search_after_staging_failed)
     monkeypatch.setattr(ingest_module, "stage_update", stage_failing_on_segments)
     with pytest.raises(OSError, match="staging segments"):
         ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert len(searched) == 1  # the search ran to its end before the staging error went up
     assert _staged_parquet(data)  # the datasets before segments were staged, then left for recovery
     _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
