@@ -268,6 +268,13 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_poo
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
+@pytest.fixture
+def fresh_data(seeded, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(the seeds, the data dir of a clean run over them, an empty data dir for this test)."""
+    seeds, clean, _ = seeded
+    return seeds, clean, tmp_path / "data"
+
+
 def _staged_parquet(data: Path) -> list[Path]:
     return sorted((data / "_staging").rglob("*.parquet"))
 
@@ -290,12 +297,11 @@ def _assert_nothing_committed_and_a_rerun_is_clean(seeds: Path, data: Path, clea
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_datasets_are_staged_while_the_near_duplicate_search_runs(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_datasets_are_staged_while_the_near_duplicate_search_runs(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
     # Each side waits for the other: the search until staging has written a file, staging's
     # last dataset (the manifest) until the search has begun. Run one after the other, in
     # either order, one of the waits would time out.
-    seeds, clean, _ = seeded
-    data = tmp_path / "data"
+    seeds, clean, data = fresh_data
     search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
     search_began = threading.Event()
 
@@ -317,12 +323,9 @@ def test_datasets_are_staged_while_the_near_duplicate_search_runs(seeded, tmp_pa
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(
-    seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
     # Above the budget the two steps hold too much memory side by side: one after the other.
-    seeds, clean, _ = seeded
-    data = tmp_path / "data"
+    seeds, clean, data = fresh_data
     search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
     order = []
 
@@ -344,9 +347,8 @@ def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, _ = seeded
-    data = tmp_path / "data"
+def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, data = fresh_data
     stage, stage_rows = ingest_module.stage_update, ingest_module.stage_run_rows
     staging_articles = threading.Event()
     stops: list[threading.Event] = []  # the staging thread's stop signal
@@ -376,9 +378,8 @@ def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(seeded, 
     _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
-def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, _ = seeded
-    data = tmp_path / "data"
+def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, data = fresh_data
     search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
     staging_failed, searched = threading.Event(), []
 
@@ -402,9 +403,8 @@ def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(seede
     _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
-def test_when_search_and_staging_both_fail_the_error_names_both(seeded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, _ = seeded
-    data = tmp_path / "data"
+def test_when_search_and_staging_both_fail_the_error_names_both(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds, clean, data = fresh_data
     staging_failed = threading.Event()
 
     def failing_search(index, texts, threshold):
