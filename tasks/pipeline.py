@@ -120,6 +120,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
     timings: dict[str, float] = {}
     for source_file in source_files:
         data: bytes | None = None
+        sha: str | None = None  # hashed once, right after the read: a quarantined file keeps it
         try:
             with timed(timings, "load"):
                 data = read_file_bytes(seeds_dir / source_file, source_file)
@@ -137,7 +138,6 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
                 page_rows(loaded, articles, rows)
             outcomes.append(FileOutcome(source_file, STATUS_PROCESSED, loaded.sha256, loaded.n_bytes, loaded.encoding, None, len(articles)))
         except QuarantineError as exc:
-            sha = sha256_hex(data) if data is not None else None
             outcomes.append(FileOutcome(source_file, STATUS_QUARANTINED, sha, len(data) if data is not None else None, None, exc.reason))
         finally:
             data = None  # free the bytes of this file before the next one
