@@ -31,9 +31,9 @@ def run(
     dask_address: str = typer.Option("", help="Dask scheduler, e.g. tcp://host:8786 (empty: a LocalCluster)."),
 ) -> None:
     """Run the ingest flow once over SEEDS and print a summary."""
-    from flows.discover import UnsafeGlob, validate_glob
+    from tasks.pipeline.planning import UnsafeGlob, validate_glob
     from flows.ingest import ingest
-    from flows.lock import DataDirBusy
+    from tasks.storage.lock import DataDirBusy
 
     try:
         validate_glob(glob)
@@ -122,7 +122,7 @@ def format_summary(summary: dict) -> str:
     return "\n".join(out)
 
 
-from flows.bench import bench_app  # noqa: E402
+from bench.cli import bench_app  # noqa: E402
 
 app.add_typer(bench_app, name="bench")
 

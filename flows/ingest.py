@@ -42,7 +42,7 @@ from prefect.runtime import flow_run, task_run
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
-from flows.discover import (
+from tasks.pipeline.planning import (
     DiscoveredFile,
     UnsafeGlob,
     WorkPlan,
@@ -50,11 +50,11 @@ from flows.discover import (
     plan_work,
     validate_glob,
 )
-from flows.lock import DataDirBusy, data_dir_lock
-from tasks import dedupe
-from tasks.heap import prefer_returning_memory, return_freed_memory
-from tasks.killpoints import checkpoint
-from tasks.pipeline import (
+from tasks.storage.lock import DataDirBusy, data_dir_lock
+from tasks.steps import dedupe
+from tasks.process.memory import prefer_returning_memory, return_freed_memory
+from tasks.process.faults import fault_point
+from tasks.pipeline.batch import (
     UNCHANGED,
     BatchResult,
     FileOutcome,
@@ -62,7 +62,7 @@ from tasks.pipeline import (
     process_files_and_release,
     timed,
 )
-from tasks.rows import signature_text_expr, signature_texts
+from tasks.steps.rows import signature_text_expr, signature_texts
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -77,17 +77,10 @@ from tasks.schema import (
     C,
     DatasetSpec,
 )
-from tasks.storage import DataDirLike, open_data_dir
-from tasks.write import (
-    CommitPlan,
-    SpilledRows,
-    commit,
-    read_dataset,
-    recover,
-    spill_files_by_batch,
-    spill_root,
-    stage_update,
-)
+from tasks.storage.stores import DataDirLike, open_data_dir
+from tasks.storage.commit import CommitPlan, commit, recover, stage_update
+from tasks.storage.parquet import read_dataset
+from tasks.storage.spill import SpilledRows, spill_files_by_batch, spill_root
 
 DEFAULT_BATCH_BYTES = 8 * 1024 * 1024  # what one worker process holds at once
 # Input per Prefect task run. Each task run costs the API server ~45 ms of CPU (state events,
@@ -439,7 +432,7 @@ def stage_run_rows(
     exact.new_signatures = exact.new_signatures.clear()  # held by `updates` only: dropped once staged
     while updates and not stop.is_set():
         spec, new_rows, delete_where = updates.pop(0)
-        checkpoint(f"stage:{spec.name}")
+        fault_point(f"stage:{spec.name}")
         plan.extend(stage_update(data, run_id, spec, new_rows, delete_where=delete_where, replace_all=full_refresh))
         del new_rows  # a dataset's rows, once staged
         return_freed_memory()
@@ -495,9 +488,9 @@ def deduplicate_stage_and_commit(
             stop.set()  # interrupted (Ctrl-C): stage no further dataset before the `with` joins the thread
             raise
     with timed(write_seconds, "write"):
-        checkpoint(f"stage:{DUPLICATES.name}")
+        fault_point(f"stage:{DUPLICATES.name}")
         plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))  # recomputed whole from the index every run
-        checkpoint("commit")
+        fault_point("commit")
         commit(data, plan)
     step_seconds["write"] = step_seconds.get("write", 0.0) + write_seconds["write"]
     return exact, duplicates, plan

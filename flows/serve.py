@@ -25,7 +25,7 @@ from prefect.events import DeploymentEventTrigger
 
 from flows.ingest import ingest
 from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
-from tasks.storage import is_uri
+from tasks.storage.stores import is_uri
 
 DEFAULT_SWEEP_CRON = "*/15 * * * *"
 SERVED_LOCK_WAIT_SECONDS = 900.0

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, watch
 
-from flows.discover import is_ignored_name
+from tasks.pipeline.planning import is_ignored_name
 
 EVENT_CREATED = "newsflow.seed.created"
 EVENT_MODIFIED = "newsflow.seed.modified"

@@ -237,7 +237,7 @@ FILES = DatasetSpec(
 
 # Internal: the persistent near-duplicate index (MinHash signatures of every article ever
 # ingested). Lives under data/_index/ so Spark/pyarrow/DuckDB globs skip it. The folder
-# names the signature scheme (v3: one-permutation MinHash, 32-bit values, see tasks.dedupe):
+# names the signature scheme (v3: one-permutation MinHash, 32-bit values, see tasks.steps.dedupe):
 # signatures of two schemes never meet, and a run re-signs every article the current index lacks.
 SIGNATURE_LENGTH = 128  # MinHash positions per article
 MINHASH_INDEX = DatasetSpec(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.bench import TARGETS, _pss, format_table
+from bench.cli import TARGETS, _pss, format_table
 from tests.conftest import tree_digest, without_manifest
 
 REPO = Path(__file__).resolve().parents[1]

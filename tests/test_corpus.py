@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tasks.corpus import (
+from bench.corpus import (
     JAPANESE,
     TRADITIONAL,
     CorpusGenerator,
@@ -20,10 +20,10 @@ from tasks.corpus import (
     shingle_set,
     write_corpus,
 )
-from tasks.dedupe import shingles
-from tasks.enrich import split_title_and_tags
-from tasks.langtag import find_untranslated_spans, tag_span_language
-from tasks.segment import article_body, segment_page
+from tasks.steps.dedupe import shingles
+from tasks.steps.enrich import split_title_and_tags
+from tasks.steps.langtag import find_untranslated_spans, tag_span_language
+from tasks.steps.segment import article_body, segment_page
 
 SIZE = 400 * 1024
 

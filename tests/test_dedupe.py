@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from tasks.dedupe import (
+from tasks.steps.dedupe import (
     OTHER_ID,
     _band_keys,
     _one_permutation_minhash,
@@ -225,7 +225,7 @@ def test_minhash_estimates_jaccard() -> None:
 @given(st.lists(st.text(min_size=0, max_size=200), min_size=1, max_size=6))
 def test_signatures_deterministic_in_fresh_process(texts: list[str]) -> None:
     code = (
-        "import json, sys; from tasks.dedupe import minhash_signatures; "
+        "import json, sys; from tasks.steps.dedupe import minhash_signatures; "
         "print(json.dumps(minhash_signatures(json.loads(sys.stdin.read())).tolist()))"
     )
     out = subprocess.run(
@@ -356,7 +356,7 @@ def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyP
         asked.append(ids)
         return {i: texts[i] for i in ids}
 
-    monkeypatch.setattr("tasks.dedupe.VERIFY_CHUNK", 4)
+    monkeypatch.setattr("tasks.steps.dedupe.VERIFY_CHUNK", 4)
     assert find_near_duplicates(idx, load).equals(whole) and whole.height == 3
     assert [len(c) for c in asked] == [4, 2]
     assert sum(asked, []) == sorted(texts)
@@ -445,7 +445,7 @@ def test_order_independent(rows: list[tuple[str, datetime | None, str]], rnd, th
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(alphabet=st.sampled_from(list("ab é上海\n")), max_size=40), min_size=2, max_size=6))
 def test_verification_on_hashed_shingles_equals_the_string_jaccard(texts: list[str]) -> None:
-    from tasks.dedupe import _jaccard_hashed, _shingle_sets
+    from tasks.steps.dedupe import _jaccard_hashed, _shingle_sets
 
     sets = _shingle_sets(texts)
     for i, j in itertools.combinations(range(len(texts)), 2):

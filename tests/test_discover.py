@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.discover import (
+from tasks.pipeline.planning import (
     UnsafeGlob,
     discover_files,
     glob_to_regex,
@@ -93,14 +93,14 @@ def test_names_that_are_not_utf8_are_shown_escaped(tmp_path: Path) -> None:
 
 
 def test_batches_group_by_bytes_and_a_big_file_is_alone() -> None:
-    from flows.discover import DiscoveredFile
+    from tasks.pipeline.planning import DiscoveredFile
 
     files = [DiscoveredFile("a", 5), DiscoveredFile("b", 5), DiscoveredFile("big", 100), DiscoveredFile("c", 1)]
     assert [[f.source_file for f in b] for b in plan_batches(files, 10)] == [["a", "b"], ["big"], ["c"]]
 
 
 def _files(*sizes: int):
-    from flows.discover import DiscoveredFile
+    from tasks.pipeline.planning import DiscoveredFile
 
     return [DiscoveredFile(f"f{i:03d}", n) for i, n in enumerate(sizes)]
 

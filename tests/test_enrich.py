@@ -1,4 +1,4 @@
-"""tasks.enrich: title/tags, release time, entities, keywords, pinyin, the batch frame."""
+"""tasks.steps.enrich: title/tags, release time, entities, keywords, pinyin, the batch frame."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from tasks import enrich
-from tasks.enrich import (
+from tasks.steps import enrich
+from tasks.steps.enrich import (
     RELEASE_TIME_RAW,
     TITLE_LINE,
     UNTRANSLATED_CHARS,
@@ -544,9 +544,9 @@ def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
     import subprocess
     import sys
 
-    code = "import sys, flows.ingest, tasks.enrich; print('pypinyin' in sys.modules)"
+    code = "import sys, flows.ingest, tasks.steps.enrich; print('pypinyin' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "False"
-    from tasks.enrich import span_pinyin
+    from tasks.steps.enrich import span_pinyin
 
     assert span_pinyin("陈吉宁") == "chén jí níng"

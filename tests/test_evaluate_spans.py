@@ -1,4 +1,4 @@
-"""tasks.evaluate_spans on the real WMT23 zh->en MQM residue rows (read from ../shared)."""
+"""bench.wmt23 on the real WMT23 zh->en MQM residue rows (read from ../shared)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.evaluate_spans import WMT23_TSV, evaluate_on_wmt23
+from bench.wmt23 import WMT23_TSV, evaluate_on_wmt23
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tasks.heap import ALLOCATOR_ENV, allocator_settings, return_freed_memory
+from tasks.process.memory import ALLOCATOR_ENV, allocator_settings, return_freed_memory
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_pages_freed_between_live_objects_are_returned() -> None:
 # MB polars held for a frame, the MB still held after dropping it, the MB pyarrow handed back
 # after dropping its arrays, and pyarrow's pool.
 _ALLOCATE_AND_FREE = """
-from tasks.heap import prefer_returning_memory, return_freed_memory
+from tasks.process.memory import prefer_returning_memory, return_freed_memory
 prefer_returning_memory()
 import psutil, polars as pl, pyarrow as pa
 rss = lambda: psutil.Process().memory_info().rss
@@ -95,7 +95,7 @@ def test_processes_started_after_the_policy_inherit_it_whenever_polars_loaded(
     # polars writes its own defaults into the variable when it loads: a policy set after
     # that must still reach the processes started later (their polars reads the variable)
     env = _clean_env(**({"_RJEM_MALLOC_CONF": user_conf} if user_conf else {}))
-    code = f"import os; from tasks.heap import prefer_returning_memory; {first}; print(os.environ['_RJEM_MALLOC_CONF'])"
+    code = f"import os; from tasks.process.memory import prefer_returning_memory; {first}; print(os.environ['_RJEM_MALLOC_CONF'])"
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, check=True)
     options = _effective_jemalloc_options(out.stdout.strip())
     assert options["dirty_decay_ms"] == dirty_decay_ms

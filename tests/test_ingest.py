@@ -14,7 +14,7 @@ from prefect.client.orchestration import get_client
 
 import flows.ingest as ingest_module
 from flows.ingest import RunRows, batch_timeline, ingest
-from tasks import dedupe
+from tasks.steps import dedupe
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -27,9 +27,9 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
-from tasks.pipeline import Spill, process_files
-from tasks.storage import open_data_dir
-from tasks.write import read_dataset
+from tasks.pipeline.batch import Spill, process_files
+from tasks.storage.stores import open_data_dir
+from tasks.storage.parquet import read_dataset
 from tests.conftest import tree_digest, without_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -205,7 +205,7 @@ def test_batches_in_worker_processes_give_the_same_datasets(tmp_path: Path, seed
 def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp_path: Path, seeds_copy: Path) -> None:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    from flows.discover import discover_files, plan_work
+    from tasks.pipeline.planning import discover_files, plan_work
 
     sizes = sorted(f.n_bytes for f in discover_files(seeds_copy))
     task_bytes = sizes[-1] + sizes[-2]  # two files a task at least, one file a batch
@@ -232,7 +232,7 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
 
 
 def test_the_batch_timeline_counts_a_worker_idle_while_the_other_runs_the_last_batch() -> None:
-    from tasks.pipeline import BatchResult
+    from tasks.pipeline.batch import BatchResult
 
     def ran(start: float, end: float) -> BatchResult:
         return BatchResult(None, started_at=100 + start, ended_at=100 + end)
@@ -447,7 +447,7 @@ def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotentl
 
 def test_file_table_artifact_is_bounded_and_shows_quarantined_files_first() -> None:
     from flows.ingest import file_table_rows
-    from tasks.pipeline import FileOutcome
+    from tasks.pipeline.batch import FileOutcome
 
     outcomes = [FileOutcome(f"p{i:05d}.txt", STATUS_PROCESSED, "ab", 10, "utf-8", None, 2) for i in range(2500)]
     outcomes.insert(1234, FileOutcome("zz-bad.txt", STATUS_QUARANTINED, None, 0, None, "empty file"))

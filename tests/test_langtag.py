@@ -1,4 +1,4 @@
-"""tasks.langtag: untranslated CJK spans, their language, and paragraph language."""
+"""tasks.steps.langtag: untranslated CJK spans, their language, and paragraph language."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.langtag import (
+from tasks.steps.langtag import (
     TaggedSpan,
     find_untranslated_spans,
     paragraph_language,
@@ -24,7 +24,7 @@ from tasks.langtag import (
     tag_spans,
 )
 from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
-from tasks.segment import segment_page
+from tasks.steps.segment import segment_page
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -121,7 +121,7 @@ def test_short_spans_are_less_certain() -> None:
 def test_tagging_is_deterministic_across_processes() -> None:
     spans = ["上海市", "这个国家的经济发展", "東京都に住んでいます", "中国人民", "的"]
     code = (
-        "import json, sys; from tasks.langtag import tag_span_language; "
+        "import json, sys; from tasks.steps.langtag import tag_span_language; "
         "print(json.dumps([tag_span_language(s) for s in json.loads(sys.argv[1])]))"
     )
     outs = []
@@ -214,7 +214,7 @@ def test_pos_endpos_equals_slicing(text: str, a: int, b: int) -> None:
     assert got == [(s + pos, e + pos) for s, e in find_untranslated_spans(text[pos:endpos])]
 
 
-# Pages for the page-level span search in tasks.rows.page_rows: lines of PIECES with blank
+# Pages for the page-level span search in tasks.steps.rows.page_rows: lines of PIECES with blank
 # lines, title pairs, recurring titles and every line break str.splitlines knows.
 PAGE_LINES = st.lists(
     st.one_of(TEXTS, st.sampled_from(["", "", "  ", "Title 上海 | tag", "Release time:May 17, 2024"])),

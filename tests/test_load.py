@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks import load as load_module
-from tasks.load import (
+from tasks.steps import load as load_module
+from tasks.steps.load import (
     OversizedFile,
     QuarantineError,
     load_bytes,
@@ -165,7 +165,7 @@ def test_the_default_limit_is_8_mib(monkeypatch) -> None:
 def test_a_file_truncated_while_it_is_read_is_quarantined(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "page.txt"
     path.write_text(TEXT * 100)
-    monkeypatch.setattr(load_module, "checkpoint", lambda name: os.truncate(path, 10))
+    monkeypatch.setattr(load_module, "fault_point", lambda name: os.truncate(path, 10))
     with pytest.raises(QuarantineError, match="changed while the run was reading it"):
         read_file_bytes(path, "page.txt")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.lock import LOCK_FILE, DataDirBusy, data_dir_lock, lock_path
+from tasks.storage.lock import LOCK_FILE, DataDirBusy, data_dir_lock, lock_path
 
 
 def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -36,7 +36,7 @@ def test_the_lock_is_free_again_after_release(tmp_path: Path) -> None:
 
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
-    code = f"from pathlib import Path; from flows.lock import data_dir_lock\nwith data_dir_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True)\n    import time; time.sleep(60)"
+    code = f"from pathlib import Path; from tasks.storage.lock import data_dir_lock\nwith data_dir_lock(Path({str(tmp_path)!r})):\n    print('held', flush=True)\n    import time; time.sleep(60)"
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "held"

@@ -9,7 +9,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tasks.schema import KIND_MAIN, KIND_RELATED
-from tasks.segment import article_body, segment_page, split_sentences
+from tasks.steps.segment import article_body, segment_page, split_sentences
 from tests.conftest import seed_text
 
 
@@ -158,7 +158,7 @@ sentence_text = st.lists(
 @example("A very longwordwithoutspaces. Then U.S.\n. Next x\n. End 12\n. Last", 0, 200)
 @example("Word. Another. Third!", 3, 200)
 def test_split_sentences_matches_the_reference_rule(text: str, a: int, b: int) -> None:
-    from tasks.segment import _ABBREVIATIONS
+    from tasks.steps.segment import _ABBREVIATIONS
 
     start, end = min(a, b, len(text)), min(max(a, b), len(text))
     got = [(s.char_start, s.char_end) for s in split_sentences(text, start, end)]

@@ -14,7 +14,7 @@ from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks.schema import FILES, C
-from tasks.write import read_dataset
+from tasks.storage.parquet import read_dataset
 from tests.conftest import SEEDS
 from tests.prefect_server import (
     newsflow_serve,

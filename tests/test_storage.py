@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.storage import ArrowDir, LocalDir, open_data_dir
+from tasks.storage.stores import ArrowDir, LocalDir, open_data_dir
 
 
 def _write_bytes(data: bytes):

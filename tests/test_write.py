@@ -13,25 +13,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-import tasks.write as write_module
+import tasks.storage.commit as write_module
 from tasks.schema import ARTICLES, COMPRESSION, COMPRESSION_LEVEL, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
-from tasks.storage import STAGING_DIR, open_data_dir
-from tasks.write import (
-    COMMIT_FILE,
-    PART_FILE,
-    CommitPlan,
-    SpilledRows,
-    commit,
-    read_dataset,
-    recover,
-    source_bucket,
-    spill_frame,
-    spill_root,
-    stage_update,
-    staging_root,
-    with_partition_columns,
-    write_parquet_atomic,
-)
+from tasks.storage.stores import STAGING_DIR, open_data_dir
+from tasks.storage.commit import COMMIT_FILE, CommitPlan, commit, recover, stage_update, staging_root
+from tasks.storage.parquet import PART_FILE, read_dataset, source_bucket, with_partition_columns, write_parquet_atomic
+from tasks.storage.spill import SpilledRows, spill_frame, spill_root
 
 SH = ZoneInfo(TIMEZONE)
 

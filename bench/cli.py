@@ -3,7 +3,7 @@
     newsflow bench generate --size 100MB --seed 1 --out DIR
     newsflow bench run [--sizes 10MB,100MB] [--corpus-root bench] [--baselines/--no-baselines]
 
-Every measured system runs in a child process (`python -m flows.bench <mode> ...`) so its
+Every measured system runs in a child process (`python -m bench.cli <mode> ...`) so its
 peak RSS (the child and all its descendants: worker pool, Prefect's ephemeral API server)
 is sampled with psutil, and nothing it caches helps the next one. See docs/PERFORMANCE.md.
 """
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from flows.discover import WorkPlan
+    from tasks.pipeline.planning import WorkPlan
 
-from tasks.corpus import (
+from bench.corpus import (
     DONE_FILE,
     GENERATOR_VERSION,
     MB,
@@ -203,7 +203,7 @@ def datatrove_python(root: Path, echo=print) -> str:
 
 
 def _run_child(mode: str, seeds: Path, work: Path, timeout: float | None = None, python: str | None = None) -> dict:
-    """Run `python -m flows.bench <mode> seeds work result.json` and sample its RSS."""
+    """Run `python -m bench.cli <mode> seeds work result.json` and sample its RSS."""
     work.mkdir(parents=True, exist_ok=True)
     result = work / "result.json"
     result.unlink(missing_ok=True)
@@ -216,7 +216,7 @@ def _run_child(mode: str, seeds: Path, work: Path, timeout: float | None = None,
     t = time.perf_counter()
     with open(work / "child.log", "w") as log:
         proc = subprocess.Popen(
-            [python or sys.executable, "-m", "flows.bench", mode, str(seeds), str(work), str(result)],
+            [python or sys.executable, "-m", "bench.cli", mode, str(seeds), str(work), str(result)],
             cwd=REPO,
             env=env,
             stdout=log,
@@ -328,8 +328,8 @@ def run_naive(seeds: Path, out: Path) -> dict:
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
 
-    from tasks.corpus import shingle_set
-    from tasks.segment import article_body, segment_page
+    from bench.corpus import shingle_set
+    from tasks.steps.segment import article_body, segment_page
 
     DetectorFactory.seed = 0
     files = [p.relative_to(seeds).as_posix() for p in _files(seeds)]
@@ -520,8 +520,8 @@ def _child_plain(seeds: Path, work: Path) -> dict:
         deduplicate_stage_and_commit,
         release_pool,
     )
-    from tasks.pipeline import UNCHANGED, Spill, process_files_and_release
-    from tasks.write import spill_root
+    from tasks.pipeline.batch import UNCHANGED, Spill, process_files_and_release
+    from tasks.storage.spill import spill_root
 
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
@@ -571,7 +571,7 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
     import polars as pl
 
     from tasks.schema import DUPLICATES, OCCURRENCES, SPANS, C
-    from tasks.write import read_dataset
+    from tasks.storage.parquet import read_dataset
 
     # spans: exact (file, start, end) matches; language accuracy over the matched ones
     truth_spans = pl.read_parquet(truth_dir / "spans.parquet").with_columns(pl.lit(True).alias("_t"))
@@ -669,10 +669,10 @@ def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
     """How many (x, y) article-id pairs have an exact word 5-shingle Jaccard >= threshold."""
     import polars as pl
 
-    from tasks.dedupe import jaccard, shingles
-    from tasks.rows import signature_texts
+    from tasks.steps.dedupe import jaccard, shingles
+    from tasks.steps.rows import signature_texts
     from tasks.schema import ARTICLES, C
-    from tasks.write import read_dataset
+    from tasks.storage.parquet import read_dataset
 
     if not pairs.height:
         return 0
@@ -714,7 +714,7 @@ def overhead_parts(call_seconds: float, summary: dict, n_workers: int) -> dict[s
 
 
 def _work_plan(seeds: Path) -> WorkPlan:
-    from flows.discover import discover_files, plan_work
+    from tasks.pipeline.planning import discover_files, plan_work
     from flows.ingest import DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES
 
     return plan_work(discover_files(seeds), DEFAULT_BATCH_BYTES, DEFAULT_TASK_BYTES)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from tasks.langtag import _LETTER_RE, find_untranslated_spans
+from tasks.steps.langtag import _LETTER_RE, find_untranslated_spans
 
 WMT23_TSV = Path("eval") / "wmt23-zhen-mqm" / "zhen_cjk_residue_rows.tsv"
 FRAGMENT = "Accuracy/Source language fragment"

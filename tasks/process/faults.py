@@ -1,6 +1,6 @@
 """Named points where the fault-injection suite kills or pauses the process (tests/faults).
 
-`checkpoint("stage:articles")` does nothing unless one of these is set:
+`fault_point("stage:articles")` does nothing unless one of these is set:
 
 - `NEWSFLOW_KILL_AT=<name>:<n>` sends SIGKILL to this process the n-th time it reaches a
   checkpoint named `<name>` (`apply:3`). `<name>` may itself hold a colon:
@@ -81,7 +81,7 @@ def _pause() -> None:
         time.sleep(0.02)
 
 
-def checkpoint(name: str) -> None:
+def fault_point(name: str) -> None:
     if not _ACTIVE:
         return
     if _LOG:

@@ -18,8 +18,8 @@ from functools import lru_cache
 
 import polars as pl
 
-from tasks import dedupe, enrich, langtag
-from tasks.load import LoadedFile
+from tasks.steps import dedupe, enrich, langtag
+from tasks.steps.load import LoadedFile
 from tasks.schema import (
     ARTICLES,
     KIND_MAIN,
@@ -34,7 +34,7 @@ from tasks.schema import (
     C,
     DatasetSpec,
 )
-from tasks.segment import Article, Paragraph, article_body
+from tasks.steps.segment import Article, Paragraph, article_body
 
 
 @dataclass

@@ -145,7 +145,7 @@ def _seed_texts(seeds_dir: Path) -> list[str]:
 
 def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
     """Sentences, titles, tags and Chinese spans of the reference seeds (in file order)."""
-    from tasks.segment import (
+    from tasks.steps.segment import (
         segment_page,  # the seeds' structure, as the pipeline reads it
     )
 
@@ -179,15 +179,15 @@ def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
 
 # newsflow's own definitions, so the ground truth agrees with what the pipeline measures.
 # Imported when called: the datatrove bench child imports this module from a venv without
-# polars (which tasks.dedupe needs).
+# polars (which tasks.steps.dedupe needs).
 def shingle_set(text: str) -> set[str]:
-    from tasks.dedupe import shingles
+    from tasks.steps.dedupe import shingles
 
     return shingles(text)
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
-    from tasks.dedupe import jaccard as exact_jaccard
+    from tasks.steps.dedupe import jaccard as exact_jaccard
 
     return exact_jaccard(a, b)
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.load import display_name
+from tasks.steps.load import display_name
 
 # Files that are still being written or are not content: editors' backups, partial
 # downloads, hidden files. The watcher ignores the same names (flows/watch.py).

@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from tasks.killpoints import checkpoint
+from tasks.process.faults import fault_point
 
 STAGING_DIR = "_staging"
 SPILL_DIR = "batches"
@@ -113,7 +113,7 @@ class LocalDir:
         write(str(tmp))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        checkpoint(point)
+        fault_point(point)
         os.replace(tmp, path)  # the rename is atomic: readers see the old or the new file
         if sync_dir:
             _fsync_dir(path.parent)
@@ -207,7 +207,7 @@ class ArrowDir:
         buffer = pa.BufferOutputStream()
         write(buffer)
         data = buffer.getvalue()
-        checkpoint(point)
+        fault_point(point)
         with self.fs.open_output_stream(self.full(rel)) as out:
             out.write(data)
 

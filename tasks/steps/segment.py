@@ -73,7 +73,7 @@ class Paragraph(NamedTuple):
 class Article:
     kind: str  # KIND_MAIN | KIND_RELATED
     ordinal: int  # position in the file, 0-based
-    title_line: str  # raw title line (tags not yet split; see tasks.enrich)
+    title_line: str  # raw title line (tags not yet split; see tasks.steps.enrich)
     release_time_raw: str | None  # value after "Release time:", unparsed
     char_start: int  # first title line start
     char_end: int  # end of the last line that belongs to the article

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
-from tasks.killpoints import checkpoint
+from tasks.process.faults import fault_point
 
 # Memory is bounded by refusing files above this size (bytes). Processing costs roughly
 # 40 bytes of memory per input byte for ordinary pages and up to ~180 for one huge
@@ -387,7 +387,7 @@ def read_file_bytes(path: Path, source_file: str) -> bytes:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise QuarantineError(source_file, f"is not a regular file: it is {_describe_mode(info.st_mode)} — only text files are ingested")
-        checkpoint(f"read:{source_file}")
+        fault_point(f"read:{source_file}")
         limit = max_file_bytes()
         if limit and info.st_size > limit:
             digest, size = hashlib.sha256(), 0

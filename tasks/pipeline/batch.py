@@ -7,9 +7,9 @@ enrich -> MinHash signatures -> spill the articles and signatures. Pure of Prefe
 so a worker process (or a Dask worker) imports only this and the step modules.
 
 Spilling: a batch's rows go to Arrow IPC files under the run's staging folder, one file
-per dataset with the rows grouped by final partition (tasks.write.spill_frame), and only
+per dataset with the rows grouped by final partition (tasks.storage.commit.spill_frame), and only
 outcomes and timings travel back to the flow. The flow then
-stages partition by partition (tasks.write.stage_update): memory is bounded by a batch and
+stages partition by partition (tasks.storage.commit.stage_update): memory is bounded by a batch and
 a few partitions, not by the run (measured before: the flow held ~12 MB per MB of input).
 """
 
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import polars as pl
 
-from tasks.heap import return_freed_memory
-from tasks.killpoints import checkpoint
-from tasks.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
-from tasks.rows import BatchFrames, BatchRows, RowFrames, article_frames, page_rows
+from tasks.process.memory import return_freed_memory
+from tasks.process.faults import fault_point
+from tasks.steps.load import QuarantineError, load_bytes, read_file_bytes, sha256_hex
+from tasks.steps.rows import BatchFrames, BatchRows, RowFrames, article_frames, page_rows
 from tasks.schema import (
     ARTICLES,
     MINHASH_INDEX,
@@ -37,8 +37,8 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
-from tasks.segment import segment_page
-from tasks.write import spill_frame
+from tasks.steps.segment import segment_page
+from tasks.storage.spill import spill_frame
 
 UNCHANGED = "unchanged"  # outcome of a file whose sha256 is already in the manifest
 
@@ -129,7 +129,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
                     outcomes.append(FileOutcome(source_file, UNCHANGED, sha, len(data)))
                     continue
                 loaded = load_bytes(data, source_file, sha)
-                checkpoint("decode")
+                fault_point("decode")
             with timed(timings, "segment"):
                 articles = segment_page(loaded.text)
             if not articles:

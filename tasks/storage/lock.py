@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.killpoints import checkpoint
-from tasks.storage import DataDirLike, LocalDir, cache_dir, open_data_dir, uri_key
+from tasks.process.faults import fault_point
+from tasks.storage.stores import DataDirLike, LocalDir, cache_dir, open_data_dir, uri_key
 
 LOCK_FILE = ".newsflow.lock"
 
@@ -53,7 +53,7 @@ def data_dir_lock(data_dir: DataDirLike, wait_seconds: float = 0.0) -> Iterator[
             except BlockingIOError:
                 if not busy_seen:
                     busy_seen = True
-                    checkpoint("lock-busy")
+                    fault_point("lock-busy")
                 if time.monotonic() >= deadline:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
                     raise DataDirBusy(
@@ -64,9 +64,9 @@ def data_dir_lock(data_dir: DataDirLike, wait_seconds: float = 0.0) -> Iterator[
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         locked = True
-        checkpoint("locked")
+        fault_point("locked")
         yield
     finally:
         if locked:
-            checkpoint("unlocking")
+            fault_point("unlocking")
         os.close(fd)  # closing releases the flock

@@ -39,7 +39,7 @@ TITLE_LINE = "title_line"
 RELEASE_TIME_RAW = "release_time_raw"
 UNTRANSLATED_CHARS = "untranslated_chars"
 
-DATA_DIR = Path(__file__).parent / "data"
+DATA_DIR = Path(__file__).parent / "lexicons"
 # ASCII word boundary: a Unicode \b makes the big alternations fall off regex's fast DFA
 # on non-ASCII text (curly quotes, CJK) — measured 250x slower. Entity names start and end
 # in ASCII letters (gazetteer names that don't are skipped), so nothing is lost.
