@@ -48,7 +48,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SEEDS_DIR = Path(__file__).resolve().parents[1] / "seeds"
+MATERIAL_FILE = Path(__file__).parent / "material.json"  # shipped: sentences, titles, tags and spans of the reference seeds
 TRUTH_DIR = "truth"
 PAGES_DIR = "seeds"
 DONE_FILE = "summary.json"
@@ -139,21 +139,23 @@ class Material:
     simplified: tuple[str, ...]  # seed 003's Chinese spans (clauses joinable)
 
 
-def _seed_texts(seeds_dir: Path) -> list[str]:
-    return [p.read_text(encoding="utf-8-sig") for p in sorted(seeds_dir.glob("*.txt"))]
+def load_material(path: Path = MATERIAL_FILE) -> Material:
+    """The generator's material, as shipped with the package: the same on every machine,
+    whatever the checkout's seeds/ folder holds."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return Material(*(tuple(raw[f]) for f in ("sentences", "titles", "tags", "simplified")))
 
 
-def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
-    """Sentences, titles, tags and Chinese spans of the reference seeds (in file order)."""
-    from tasks.steps.segment import (
-        segment_page,  # the seeds' structure, as the pipeline reads it
-    )
+def extract_material(pages: list[str]) -> Material:
+    """Sentences, titles, tags and Chinese spans of reference pages (in page order): how
+    material.json was made from the five reference seeds (tests/bench/test_corpus.py)."""
+    from tasks.steps.segment import segment_page  # the pages' structure, as the pipeline reads it
 
     sentences: dict[str, None] = {}
     titles: dict[str, None] = {}
     tags: dict[str, None] = {}
     simplified: dict[str, None] = {}
-    for text in _seed_texts(seeds_dir):
+    for text in pages:
         for art in segment_page(text):
             parts = [p.strip() for p in art.title_line.split(" | ")]
             titles.setdefault(parts[0], None)
@@ -181,13 +183,13 @@ def load_material(seeds_dir: Path = SEEDS_DIR) -> Material:
 # Imported when called: the datatrove bench child imports this module from a venv without
 # polars (which tasks.steps.dedupe needs).
 def shingle_set(text: str) -> set[str]:
-    from tasks.steps.dedupe import shingles
+    from tasks.steps.minhash import shingles
 
     return shingles(text)
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
-    from tasks.steps.dedupe import jaccard as exact_jaccard
+    from tasks.steps.minhash import jaccard as exact_jaccard
 
     return exact_jaccard(a, b)
 

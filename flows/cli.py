@@ -31,8 +31,9 @@ def run(
     dask_address: str = typer.Option("", help="Dask scheduler, e.g. tcp://host:8786 (empty: a LocalCluster)."),
 ) -> None:
     """Run the ingest flow once over SEEDS and print a summary."""
-    from tasks.pipeline.planning import UnsafeGlob, validate_glob
     from flows.ingest import ingest
+    from flows.summary import render_text
+    from tasks.pipeline.planning import UnsafeGlob, validate_glob
     from tasks.storage.lock import DataDirBusy
 
     try:
@@ -58,7 +59,7 @@ def run(
     except DataDirBusy as exc:
         typer.echo(f"newsflow: {exc}", err=True)
         raise typer.Exit(3) from None
-    typer.echo(format_summary(summary))
+    typer.echo(render_text(summary))
 
 
 @app.command()
@@ -98,28 +99,6 @@ def watch(
 
     typer.echo(f"watching {seeds.resolve()} (Ctrl-C to stop)")
     watch_seeds(seeds, emit_prefect_event, threading.Event())
-
-
-def format_summary(summary: dict) -> str:
-    rows = [
-        ("files seen", summary["files_seen"]),
-        ("  processed", summary["files_processed"]),
-        ("  unchanged", summary["files_unchanged"]),
-        ("  quarantined", summary["files_quarantined"]),
-        ("article occurrences", summary["occurrences"]),
-        ("unique articles (run)", summary["articles_in_run"]),
-        ("  new", summary["articles_new"]),
-        ("  already seen", summary["articles_already_seen"]),
-        ("articles in dataset", summary["articles_total"]),
-        ("near-duplicate links", summary["near_duplicates"]),
-        ("untranslated spans", summary["spans"]),
-    ]
-    rows += [(f"  {lang}", n) for lang, n in summary["spans_by_lang"].items()]
-    width = max(len(k) for k, _ in rows)
-    out = ["newsflow run summary", "-" * (width + 10)]
-    out += [f"{k:<{width}}  {v:>7}" for k, v in rows]
-    out += [f"quarantined: {f}: {r}" for f, r in summary["quarantined"].items()]
-    return "\n".join(out)
 
 
 from bench.cli import bench_app  # noqa: E402

@@ -22,43 +22,40 @@ from prefect.client.schemas.objects import (
     ConcurrencyLimitStrategy,
 )
 from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron, Interval
 
+from flows import defaults as d
 from flows.ingest import ingest
 from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
 from tasks.storage.stores import is_uri
-
-DEFAULT_SWEEP_CRON = "*/15 * * * *"
-SERVED_LOCK_WAIT_SECONDS = 900.0
-TAGS = ["newsflow"]
 
 
 def _one_at_a_time() -> ConcurrencyLimitConfig:
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
-def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None) -> list:
+def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d.SWEEP_CRON, sweep_interval: float | None = None) -> list:
     base = {
         "seeds_dir": str(seeds_dir.resolve()),
         # a filesystem URI (s3://...) as given; a local folder made absolute for the runs
         "data_dir": str(data_dir) if is_uri(str(data_dir)) else str(Path(data_dir).resolve()),
-        "lock_wait_seconds": SERVED_LOCK_WAIT_SECONDS,
+        "lock_wait_seconds": d.SERVED_LOCK_WAIT_SECONDS,
     }
-    schedule = {"interval": timedelta(seconds=sweep_interval)} if sweep_interval else {"cron": sweep_cron}
+    schedule = Interval(timedelta(seconds=sweep_interval)) if sweep_interval else Cron(sweep_cron, timezone=d.SWEEP_TIMEZONE)
 
-    def deployment(name: str, description: str, **how):
+    def deployment(name: str, **how):
         return ingest.to_deployment(
             name=name,
             parameters=base,
             concurrency_limit=_one_at_a_time(),
-            tags=TAGS + [name],
-            description=description,
+            tags=[*d.TAGS, name],
+            description=d.DEPLOYMENTS[name],
             **how,
         )
 
-    sweep = deployment("sweep", "Scheduled catch-up: ingests every new or changed file of the seeds folder.", **schedule)
+    sweep = deployment("sweep", schedule=schedule)
     on_file = deployment(
         "on-file",
-        "Run by the folder watcher's events: ingests just the files that landed.",
         triggers=[
             DeploymentEventTrigger(
                 name="newsflow seeds changed",
@@ -68,14 +65,11 @@ def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = D
             )
         ],
     )
-    backfill = deployment(
-        "backfill",
-        "On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh.",
-    )
+    backfill = deployment("backfill")
     return [sweep, on_file, backfill]
 
 
-def serve_all(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = DEFAULT_SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
+def serve_all(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d.SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
     """Blocks: serves the three deployments and (by default) watches the seeds folder."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
     deployments = build_deployments(seeds_dir, data_dir, sweep_cron, sweep_interval)

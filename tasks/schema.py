@@ -69,6 +69,9 @@ class C:
     # which batch a row came from and its position there, for a deterministic global winner
     batch = "_batch"
     row = "_row"
+    # internal columns of the article rows the enrich step reads (never published)
+    release_time_raw = "release_time_raw"
+    untranslated_chars = "untranslated_chars"
     # hive partition columns
     year = "year"
     month = "month"
@@ -253,6 +256,10 @@ MINHASH_INDEX = DatasetSpec(
     sort_by=(C.article_id,),
     description="MinHash signature per article, for near-duplicate search across runs.",
 )
+
+# Columns of `spans` that the enrich step adds (tasks/steps/enrich.py::enrich_spans); the
+# rows step builds the others.
+SPAN_ENRICHMENT_COLUMNS: tuple[str, ...] = (C.pinyin,)
 
 PUBLIC_DATASETS: tuple[DatasetSpec, ...] = (ARTICLES, OCCURRENCES, SEGMENTS, SPANS, DUPLICATES, FILES)
 ALL_DATASETS: tuple[DatasetSpec, ...] = PUBLIC_DATASETS + (MINHASH_INDEX,)

@@ -1,10 +1,12 @@
-"""Which files of the seeds folder a run looks at, and how they are grouped into batches."""
+"""Which files of the seeds folder a run looks at, and how they are grouped into batches
+and Prefect task runs (pure planning: the flow decides, tasks/pipeline/batch.py does the work)."""
 
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from tasks.steps.load import display_name
@@ -201,3 +203,36 @@ def plan_work(files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, wo
         tasks=tasks,
         workers=min(cores, len(batches)) if len(batches) > 1 else 1,
     )
+
+
+def select_files(seeds: Path, glob: str, files: list[str] | None, since: datetime | None) -> list[DiscoveredFile]:
+    """The files a run looks at: the glob's matches, narrowed to `files` and to `since`."""
+    found = discover_files(seeds, glob)
+    if files is not None:
+        wanted = {_relative_to_seeds(seeds, name) for name in files}
+        found = [f for f in found if f.source_file in wanted]
+    if since is not None:
+        cutoff = since.timestamp()
+        found = [f for f in found if _mtime(seeds / f.source_file) >= cutoff]
+    return found
+
+
+def _relative_to_seeds(seeds: Path, name: str) -> str:
+    """A file named by an event or a person, as a path relative to the seeds folder —
+    refusing anything that resolves outside it."""
+    path = Path(name)
+    if path.is_absolute():
+        try:
+            path = path.resolve(strict=False).relative_to(seeds.resolve())
+        except ValueError:
+            raise UnsafeGlob(f"file {name!r} is outside the seeds folder {seeds}; refused") from None
+    if any(part == ".." for part in path.parts):
+        raise UnsafeGlob(f"file {name!r} climbs out of the seeds folder with '..'; refused")
+    return path.as_posix()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.lstat().st_mtime
+    except FileNotFoundError:
+        return 0.0

@@ -1,7 +1,8 @@
-"""Find untranslated CJK spans in English machine translations and tag their language.
+"""The tag step: find untranslated CJK spans in a page and tag their language.
 
-Pure functions (no Prefect); offsets are absolute into the string passed in, so
-``text[s.char_start:s.char_end] == s.text`` always holds.
+`tag_page` is the step's entry point: a segmented page in, its spans (with language and
+confidence) and the language of every paragraph and sentence that has any, out. Offsets
+are absolute into the page's text, so ``text[s.char_start:s.char_end] == s.text`` always.
 
 Span rule
 ---------
@@ -19,9 +20,9 @@ the first letter (``ecology 。针对``) is *not* taken: it ends the English sen
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -32,6 +33,7 @@ from langdetect.lang_detect_exception import LangDetectException
 from langdetect.utils.ngram import NGram
 
 from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
+from tasks.steps.segment import Article
 
 # --- character classes (disjoint: letters vs punctuation; possessive matching relies on it)
 _HAN = "\u2e80-\u2fd5\u3005\u3007\u3021-\u3029\u31c0-\u31ef\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003ffff"
@@ -244,6 +246,45 @@ def _non_space(s: str) -> int:
     return sum(map(len, s.split()))
 
 
-def span_id(source_file: str, char_start: int, char_end: int) -> str:
-    """Stable 16-hex-char id: sha256 of 'source_file\\x1fstart\\x1fend'."""
-    return hashlib.sha256(f"{source_file}\x1f{char_start}\x1f{char_end}".encode()).hexdigest()[:16]
+# --- the step ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ParagraphTags:
+    """The spans of one paragraph and the languages they give it and its sentences."""
+
+    spans: tuple[TaggedSpan, ...]  # the page's spans that start inside the paragraph
+    lang: str  # the paragraph's: LANG_ZH or LANG_MIXED (see paragraph_language)
+    sentence_langs: tuple[str, ...]  # each sentence's, in order
+
+
+# (article index, paragraph index) -> tags, for the paragraphs that hold a span; every other
+# paragraph and its sentences are LANG_EN. Most pages have few spans, many none.
+PageTags = dict[tuple[int, int], ParagraphTags]
+
+
+def tag_page(text: str, articles: Sequence[Article]) -> PageTags:
+    """Find and tag the spans of a segmented page, paragraph by paragraph.
+
+    One span search over the page instead of one per paragraph: a span never crosses a line
+    break and a paragraph is whole lines with their blanks trimmed, so the page's spans that
+    start inside a paragraph are exactly tag_spans(text, paragraph.char_start,
+    paragraph.char_end) (tests/steps/test_langtag.py)."""
+    page_spans = find_untranslated_spans(text)
+    if not page_spans:
+        return {}
+    starts = [s for s, _ in page_spans]
+    tags: PageTags = {}
+    for a_index, article in enumerate(articles):
+        for p_index, (start, end, sentences) in enumerate(article.paragraphs):
+            lo = bisect_left(starts, start)
+            hi = bisect_left(starts, end, lo)
+            if lo == hi:
+                continue
+            spans = tag_ranges(text, page_spans[lo:hi])
+            sentence_langs = tuple(
+                paragraph_language(text, [s for s in spans if s.char_start < s_end and s.char_end > s_start], s_start, s_end)
+                for s_start, s_end in sentences
+            )
+            tags[(a_index, p_index)] = ParagraphTags(tuple(spans), paragraph_language(text, spans, start, end), sentence_langs)
+    return tags

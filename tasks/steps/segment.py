@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -73,12 +74,16 @@ class Paragraph(NamedTuple):
 class Article:
     kind: str  # KIND_MAIN | KIND_RELATED
     ordinal: int  # position in the file, 0-based
-    title_line: str  # raw title line (tags not yet split; see tasks.steps.enrich)
-    release_time_raw: str | None  # value after "Release time:", unparsed
+    title_line: str  # the title line, whitespace collapsed: title and tags
+    title: str  # the title line without its tags (split_title_and_tags)
+    tags: tuple[str, ...]
+    release_time_raw: str | None  # value after "Release time:", unparsed (parsed by the enrich step)
     char_start: int  # first title line start
     char_end: int  # end of the last line that belongs to the article
     paragraphs: tuple[Paragraph, ...]
     header_lines: tuple[tuple[int, int], ...]  # title / release / recurring header lines, dropped from the body
+    body: str  # the paragraphs joined by a blank line, as stored in the articles dataset
+    body: str  # the paragraphs joined by a blank line, as stored in the articles dataset
 
 
 def _key(stripped: str) -> str:
@@ -132,6 +137,64 @@ class _Lines:
         the key is its own key: a key has no blank to collapse)."""
         s = self.stripped[i]
         return s == key or (s.startswith(first) and s.endswith(last) and _key(s) == key)
+
+
+# ---------------------------------------------------------------- title line: title and tags
+
+_SPACES = re.compile(r"[\s\u00a0\u2007\u202f\u3000]+")
+_PIPE = re.compile(r"\s*[|｜]\s*")
+_TITLE_SENTENCE_END = re.compile(r"[.!?。！？][\"'”’)]*\s+")
+_MAX_TAG_WORDS, _MAX_TAG_CHARS = 4, 40
+_MAX_GLUED_WORDS = 3
+
+
+def _looks_like_tag(segment: str) -> bool:
+    # Tags are short labels: a few words, no sentence punctuation, no quotes.
+    return (
+        0 < len(segment) <= _MAX_TAG_CHARS
+        and len(segment.split()) <= _MAX_TAG_WORDS
+        and not re.search(r"[.!?,;:\"“”。！？，]", segment)
+    )
+
+
+def split_title_and_tags(title_line: str) -> tuple[str, list[str]]:
+    """Split a title line into (title, tags).
+
+    Rule: split on `|`; the first segment is always title. Walking back from the end,
+    segments that look like tags (<= 4 words, <= 40 chars, no sentence punctuation or
+    quotes) are tags; the first segment that does not stops the walk, and it and all
+    segments before it form the title, re-joined verbatim with " | " (a few pages have a
+    subtitle or a pipe inside the title). If at least one tag was found and the title ends
+    in a sentence end (". ", "? ", "! ") followed by 1–3 capitalised words with no
+    punctuation, those words are the first tag, glued on without a pipe by the site.
+    Whitespace (incl. no-break spaces) is collapsed; empty tags dropped; tags deduplicated
+    in order. A line without a pipe is all title.
+    """
+    title, tags = _split_title_and_tags(title_line)
+    return title, list(tags)
+
+
+@lru_cache(maxsize=65536)  # title lines repeat (page headers, reused related articles)
+def _split_title_and_tags(title_line: str) -> tuple[str, tuple[str, ...]]:
+    """Cached core of split_title_and_tags (tags as a tuple: a cached value must not be mutable)."""
+    line = _SPACES.sub(" ", title_line or "").strip()
+    segments = [s.strip() for s in _PIPE.split(line)]
+    n_title = len(segments)
+    while n_title > 1 and (_looks_like_tag(segments[n_title - 1]) or not segments[n_title - 1]):
+        n_title -= 1
+    title = " | ".join(s for s in segments[:n_title] if s)
+    tags = segments[n_title:]
+    if tags:
+        ends = list(_TITLE_SENTENCE_END.finditer(title))
+        if ends:
+            tail = title[ends[-1].end() :]
+            if tail[:1].isupper() and len(tail.split()) <= _MAX_GLUED_WORDS and _looks_like_tag(tail):
+                title, tags = title[: ends[-1].end()].rstrip(), [tail, *tags]
+    return title, tuple(dict.fromkeys(t for t in tags if t))
+
+
+
+# ---------------------------------------------------------------- sentences
 
 
 def split_sentences(text: str, start: int, end: int) -> tuple[Sentence, ...]:
@@ -262,15 +325,19 @@ def _main_article(text: str, lines: _Lines, end_line: int) -> Article | None:
     words = title_key.split(" ")
     header.update(i for i in nonblank if lines.same_key(i, title_key, words[0], words[-1]))
     paragraphs = _paragraphs(text, lines, title_i, end_line, header)
+    title, tags = _split_title_and_tags(title_key)
     return Article(
         kind=KIND_MAIN,
         ordinal=0,
         title_line=title_key,
+        title=title,
+        tags=tags,
         release_time_raw=release_raw,
         char_start=lines.start[title_i],
         char_end=lines.end[nonblank[-1]],
         paragraphs=paragraphs,
         header_lines=tuple((lines.start[i], lines.end[i]) for i in sorted(header)),
+        body=_body(text, paragraphs),
     )
 
 
@@ -288,16 +355,21 @@ def _related_articles(text: str, lines: _Lines, first: int, ordinal: int) -> lis
             j += 1
         paragraphs = _paragraphs(text, lines, i + 2, j, set())
         last = max([i + 1] + [k for k in range(i + 2, j) if stripped[k]])
+        title_line = lines.key(i)
+        title, tags = _split_title_and_tags(title_line)
         articles.append(
             Article(
                 kind=KIND_RELATED,
                 ordinal=ordinal,
-                title_line=lines.key(i),
+                title_line=title_line,
+                title=title,
+                tags=tags,
                 release_time_raw=None,
                 char_start=starts[i],
                 char_end=ends[last],
                 paragraphs=paragraphs,
                 header_lines=((starts[i], ends[i]), (starts[i + 1], ends[i + 1])),
+                body=_body(text, paragraphs),
             )
         )
         ordinal += 1
@@ -324,6 +396,6 @@ def segment_page(text: str) -> list[Article]:
     return articles
 
 
-def article_body(text: str, article: Article) -> str:
-    """The article's body as stored in the articles dataset: paragraphs joined by a blank line."""
-    return "\n\n".join([text[start:end] for start, end, _ in article.paragraphs])
+def _body(text: str, paragraphs: tuple[Paragraph, ...]) -> str:
+    """An article's body as stored in the articles dataset: paragraphs joined by a blank line."""
+    return "\n\n".join([text[start:end] for start, end, _ in paragraphs])
