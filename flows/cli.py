@@ -1,49 +1,88 @@
-"""The `newsflow` command line."""
+"""The `newsflow` command line.
+
+Arguments are checked before anything heavy is imported or any server starts: `--help`,
+`--version` and a bad argument answer in well under 2 s, and a refused run touches nothing.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import typer
 
-from flows.settings import configure_prefect_environment
+from flows import defaults as d
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.")
 
+MB = 1 << 20
+
+
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"newsflow {version('newsflow')}")
+        raise typer.Exit()
+
 
 @app.callback()
-def main() -> None:
-    configure_prefect_environment()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Run `newsflow COMMAND --help` for a command's options."""
+
+
+def _refuse(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"newsflow: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _check(seeds: Path, data: str, glob: str) -> None:
+    """The arguments every run needs, checked with light imports only."""
+    from tasks.errors import BadParameter
+    from tasks.pipeline.planning import check_seeds_dir, validate_glob
+    from tasks.storage.location import check_data_dir
+
+    try:
+        validate_glob(glob)
+        check_seeds_dir(seeds)
+        check_data_dir(data)
+    except BadParameter as exc:
+        raise _refuse(str(exc)) from None
 
 
 @app.command()
 def run(
-    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder of input .txt pages."),
-    data: str = typer.Option("data", "--data", help="Folder of the Parquet datasets, or a filesystem URI (s3://bucket/newsflow, file:///srv/data)."),
-    glob: str = typer.Option("**/*.txt", help="Which files of the seeds folder, relative to it."),
-    full_refresh: bool = typer.Option(False, "--full-refresh", help="Rebuild every dataset from scratch."),
-    threshold: float = typer.Option(0.8, "--near-duplicate-threshold", min=0.0, max=1.0, help="Jaccard similarity above which two articles are near-duplicates."),
-    lock_wait: float = typer.Option(0.0, "--lock-wait", min=0.0, help="Seconds to wait if another run holds the data folder."),
-    workers: int = typer.Option(0, min=0, help="Processes for batch work (0 = one per core)."),
-    batch_mb: float = typer.Option(8.0, "--batch-mb", min=0.001, help="Most megabytes of input a worker process holds at once (bounds memory); batches are cut equal, as many as a multiple of the workers."),
-    task_mb: float = typer.Option(32.0, "--task-mb", min=0.001, help="Megabytes of input per Prefect task run (bounds the task runs)."),
-    runner: str = typer.Option("local", help="local, or dask (needs PREFECT_API_URL: a real Prefect server)."),
-    dask_address: str = typer.Option("", help="Dask scheduler, e.g. tcp://host:8786 (empty: a LocalCluster)."),
+    seeds: Path = typer.Option(Path(d.SEEDS_DIR), "--seeds", help=d.HELP["seeds_dir"]),
+    data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
+    glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
+    full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
+    threshold: float = typer.Option(d.NEAR_DUPLICATE_THRESHOLD, "--near-duplicate-threshold", min=0.0, max=1.0, help=d.HELP["near_duplicate_threshold"]),
+    lock_wait: float = typer.Option(d.LOCK_WAIT_SECONDS, "--lock-wait", min=0.0, help=d.HELP["lock_wait_seconds"] + " In seconds."),
+    workers: int = typer.Option(d.WORKERS, "--workers", min=0, help=d.HELP["workers"]),
+    batch_mb: float = typer.Option(d.BATCH_BYTES / MB, "--batch-mb", min=0.001, help=d.HELP["batch_bytes"] + " In MB."),
+    task_mb: float = typer.Option(d.TASK_BYTES / MB, "--task-mb", min=0.001, help=d.HELP["task_bytes"] + " In MB."),
+    runner: str = typer.Option("local", "--runner", help=d.HELP["runner"]),
+    dask_address: str = typer.Option("", "--dask-address", help=d.HELP["dask_address"]),
 ) -> None:
-    """Run the ingest flow once over SEEDS and print a summary."""
+    """Run the ingest flow once over SEEDS into DATA and print what it did.
+
+    The run is recorded by a Prefect server: PREFECT_API_URL when set, else the project's
+    local server (started in the background on first use and kept up; see `newsflow server`)."""
+    _check(seeds, data, glob)
+    if runner not in ("local", "dask"):
+        raise _refuse(f"--runner {runner!r} is not one of: local, dask")
+    from flows.server import use_local_server
+
+    api = use_local_server(echo=typer.echo)
+    from prefect import tags
+
     from flows.ingest import ingest
     from flows.summary import render_text
-    from tasks.pipeline.planning import UnsafeGlob, validate_glob
-    from tasks.storage.lock import DataDirBusy
 
-    try:
-        validate_glob(glob)
-    except UnsafeGlob as exc:
-        typer.echo(f"newsflow: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-    try:
-        summary = ingest(
+    with tags(*d.TAGS, "run"):
+        state = ingest(
             seeds_dir=str(seeds),
             data_dir=data,
             glob=glob,
@@ -51,23 +90,54 @@ def run(
             near_duplicate_threshold=threshold,
             lock_wait_seconds=lock_wait,
             workers=workers,
-            batch_bytes=max(1, int(batch_mb * 1024 * 1024)),
-            task_bytes=max(1, int(task_mb * 1024 * 1024)),
-            runner=runner,
+            batch_bytes=max(1, int(batch_mb * MB)),
+            task_bytes=max(1, int(task_mb * MB)),
+            runner=runner,  # type: ignore[arg-type]
             dask_address=dask_address or None,
+            return_state=True,
         )
-    except DataDirBusy as exc:
-        typer.echo(f"newsflow: {exc}", err=True)
-        raise typer.Exit(3) from None
-    typer.echo(render_text(summary))
+    outcome = state.result(raise_on_failure=False)
+    if state.is_failed():
+        code = getattr(outcome, "exit_code", 1)
+        if not hasattr(outcome, "exit_code"):
+            raise outcome if isinstance(outcome, BaseException) else RuntimeError(state.message)
+        raise _refuse(state.message or str(outcome), code)
+    typer.echo(render_text(outcome))
+    typer.echo(f"\nrun history: {api.run_url(outcome['run_id'])}")
+
+
+@app.command()
+def backfill(
+    glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
+    full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
+    threshold: float = typer.Option(d.NEAR_DUPLICATE_THRESHOLD, "--near-duplicate-threshold", min=0.0, max=1.0, help=d.HELP["near_duplicate_threshold"]),
+    since: datetime | None = typer.Option(None, "--since", help=d.HELP["since"]),
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run to end and print its final state."),
+) -> None:
+    """Start a run of the served ingest/backfill deployment (`make serve` or `newsflow
+    serve`) and print its address in the UI; with --wait, its final state."""
+    from tasks.errors import BadParameter
+    from tasks.pipeline.planning import validate_glob
+
+    try:
+        validate_glob(glob)
+    except BadParameter as exc:
+        raise _refuse(str(exc)) from None
+    from flows.server import trigger_backfill
+
+    parameters = {"glob": glob, "full_refresh": full_refresh, "near_duplicate_threshold": threshold}
+    if since is not None:
+        parameters["since"] = since.isoformat()
+    code = trigger_backfill(parameters, wait=wait, echo=typer.echo)
+    raise typer.Exit(code)
 
 
 @app.command()
 def serve(
-    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
-    data: str = typer.Option("data", "--data", help="Folder of the Parquet datasets, or a filesystem URI (s3://bucket/newsflow)."),
-    sweep_cron: str = typer.Option("*/15 * * * *", help="Cron schedule of ingest/sweep."),
-    sweep_interval: float = typer.Option(0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
+    seeds: Path = typer.Option(Path(d.SEEDS_DIR), "--seeds", help="Folder to watch: " + d.HELP["seeds_dir"]),
+    data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
+    sweep_cron: str = typer.Option(d.SWEEP_CRON, "--sweep-cron", help=f"Cron schedule of ingest/sweep ({d.SWEEP_TIMEZONE} time)."),
+    sweep_interval: float = typer.Option(0.0, "--sweep-interval", min=0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
     watch: bool = typer.Option(True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."),
 ) -> None:
     """Serve ingest/sweep, ingest/on-file and ingest/backfill from this process, and watch SEEDS.
@@ -76,12 +146,11 @@ def serve(
     import os
 
     if not os.environ.get("PREFECT_API_URL"):
-        typer.echo(
+        raise _refuse(
             "newsflow serve needs a Prefect server: the embedded API cannot schedule runs. "
-            "Start one with `make serve` (or `prefect server start`) and set PREFECT_API_URL.",
-            err=True,
+            "Start one with `make serve` (or `prefect server start`) and set PREFECT_API_URL."
         )
-        raise typer.Exit(2)
+    _check(seeds, data, d.GLOB)
     from flows.serve import serve_all
 
     serve_all(seeds, data, sweep_cron=sweep_cron, sweep_interval=sweep_interval or None, watch=watch)
@@ -89,7 +158,7 @@ def serve(
 
 @app.command()
 def watch(
-    seeds: Path = typer.Option(Path("seeds"), "--seeds", help="Folder to watch."),
+    seeds: Path = typer.Option(Path(d.SEEDS_DIR), "--seeds", help="Folder to watch: " + d.HELP["seeds_dir"]),
 ) -> None:
     """Only the folder watcher: emit newsflow.seed.* events to the Prefect server (for
     deployments made with `prefect deploy` and run by a work pool)."""
@@ -101,9 +170,16 @@ def watch(
     watch_seeds(seeds, emit_prefect_event, threading.Event())
 
 
-from bench.cli import bench_app  # noqa: E402
+def _add_subcommands() -> None:
+    """The command groups of their own modules (each imports its heavy parts lazily)."""
+    from bench.cli import bench_app
+    from flows.server import server_app
 
-app.add_typer(bench_app, name="bench")
+    app.add_typer(server_app, name="server")
+    app.add_typer(bench_app, name="bench")
+
+
+_add_subcommands()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ global steps) over the steps in tasks/steps/.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,38 +21,50 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import deployment as runtime_deployment
 from prefect.runtime import flow_run, task_run
+from prefect.states import Completed, Failed, State
 from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows import defaults as d
 from flows.artifacts import RunProgress, publish_artifacts
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
-from tasks.pipeline.batch import UNCHANGED, BatchResult
-from tasks.pipeline.planning import WorkPlan, plan_work, select_files, validate_glob
-from tasks.pipeline.run import finish_run, known_for, known_hashes
+from tasks.pipeline.batch import BatchResult, KnownFile
+from tasks.errors import RunError, StorageFailed, storage_failed
+from tasks.pipeline.planning import WorkPlan, check_seeds_dir, plan_work, relative_to_seeds, select_files, validate_glob
+from tasks.pipeline.run import finish_run, known_files, known_for
 from tasks.pipeline.summary import RunSummary, batch_timeline
 from tasks.schema import STATUS_PROCESSED, STATUS_QUARANTINED
-from tasks.storage.commit import recover
-from tasks.storage.lock import DataDirBusy, data_dir_lock
+from tasks.storage.commit import discard_run, recover
+from tasks.storage.location import check_data_dir
+from tasks.storage.lock import data_dir_lock
 from tasks.storage.spill import spill_root
-from tasks.storage.stores import DataDirLike, open_data_dir
+from tasks.errors import DataDirBusy
+from tasks.storage.stores import ArrowDir, DataDirLike, LocalDir, open_data_dir
 
 
 def run_name() -> str:
-    """Flow-run names that say what ran: `ingest-on-file-003_cdf2…`, `sweep-2026-11-22T10:15`."""
+    """Flow-run names that say what ran, from parameters made safe to show (a glob or file
+    name is cut to its plain characters): `on-file-003_cdf2a856273f76b8.txt+2-16:20:07`,
+    `sweep-2026-11-22T10:15`, `backfill-2024-_.txt-2026-11-22T10:15:07`."""
     params = flow_run.parameters or {}
-    when = (flow_run.scheduled_start_time or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M")
-    deployment = runtime_deployment.name
+    when = (flow_run.scheduled_start_time or datetime.now(UTC)).astimezone(UTC)
     files = params.get("files") or []
     if files:
-        first = Path(str(files[0])).name[:12]
         more = f"+{len(files) - 1}" if len(files) > 1 else ""
-        return f"ingest-on-file-{first}…{more}"
+        return f"on-file-{_plain(Path(str(files[0])).name)}{more}-{when:%H:%M:%S}"
+    deployment = runtime_deployment.name
     if deployment == "sweep":
-        return f"sweep-{when}"
+        return f"sweep-{when:%Y-%m-%dT%H:%M}"
     if deployment == "backfill":
-        return f"backfill-{params.get('glob', '')}-{when}"
-    return f"ingest-{when}"
+        return f"backfill-{_plain(str(params.get('glob', d.GLOB)))}-{when:%Y-%m-%dT%H:%M:%S}"
+    return f"ingest-{when:%Y-%m-%dT%H:%M:%S}"
+
+
+def _plain(text: str, limit: int = 48) -> str:
+    """Letters, digits, `.`, `-` and `_` only (anything else, `/` and `*` included, as `_`),
+    at most `limit` characters: a name that cannot pass for a path or markup."""
+    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+    return plain if len(plain) <= limit else plain[: limit - 1] + "~"
 
 
 @flow(name="ingest", flow_run_name=run_name, log_prints=True, validate_parameters=True)
@@ -69,36 +82,76 @@ def ingest(
     workers: Annotated[int, Field(ge=0, le=256, description=d.HELP["workers"])] = d.WORKERS,
     runner: Annotated[Literal["local", "dask"], Field(description=d.HELP["runner"])] = "local",
     dask_address: Annotated[str | None, Field(description=d.HELP["dask_address"])] = None,
-) -> dict:
+) -> dict | State:
     """Ingest every new or changed file of the seeds folder into the Parquet datasets."""
     started, started_at = time.perf_counter(), time.time()
-    seeds, data = Path(seeds_dir), open_data_dir(data_dir)
-    check_parameters(glob, runner)
     run_id = str(flow_run.get_id() or uuid.uuid4())
-    with exclusive(data, lock_wait_seconds):
-        recovered = recover_storage(data)
-        known = {} if full_refresh else known_hashes(data)
-        plan, n_files = plan_batches(seeds, glob, files, since, batch_bytes, task_bytes, workers, runner)
-        submitted_at = time.time()
-        results = process_batches(seeds, plan, n_files, known, spill_root(data, run_id), runner, dask_address, workers)
-        timeline = batch_timeline(results, started_at, submitted_at, time.time(), plan.workers)
-        summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
-        timeline["committed"] = time.time() - started_at
+    try:
+        seeds, data = check_parameters(seeds_dir, data_dir, glob, files, runner)
+        with exclusive(data, lock_wait_seconds):
+            recovered = recover_storage(data)
+            known = {} if full_refresh else known_files(data)
+            plan, n_files = plan_batches(seeds, glob, files, since, batch_bytes, task_bytes, workers, runner)
+            submitted_at = time.time()
+            results = process_batches(seeds, plan, n_files, known, spill_root(data, run_id), runner, dask_address, workers)
+            timeline = batch_timeline(results, started_at, submitted_at, time.time(), plan.workers)
+            summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
+            timeline["committed"] = time.time() - started_at
+    except RunError as exc:
+        return refused(exc, data_dir, run_id)
     summary.recovered, summary.timeline = recovered, timeline
     publish_artifacts(summary)
     summary.wall_seconds = time.perf_counter() - started
     log_summary(summary)
-    return summary.as_dict()
+    return finished(summary)
 
 
 # ---------------------------------------------------------------------------- the steps
 
 
-def check_parameters(glob: str, runner: str) -> None:
-    """Fail at once, naming the parameter, before touching anything."""
+def check_parameters(seeds_dir: str, data_dir: str, glob: str, files: list[str] | None, runner: str) -> tuple[Path, LocalDir | ArrowDir]:
+    """Fail at once, naming the parameter, before touching anything; the folders to use."""
+    seeds = Path(seeds_dir)
     validate_glob(glob)
+    for name in files or []:
+        relative_to_seeds(seeds, name)
+    check_seeds_dir(seeds)
+    check_data_dir(data_dir)
     if runner == "dask":
         require_real_server_for_dask()
+    return seeds, open_data_dir(data_dir)
+
+
+def refused(exc: RunError, data_dir: str, run_id: str) -> State:
+    """A run that could not go on, in one line (the log, the run's state message), with
+    what it staged removed at once."""
+    if isinstance(exc, StorageFailed):
+        discard_run(data_dir, run_id)
+    get_run_logger().error("%s", exc)
+    return Failed(message=str(exc), data=exc)
+
+
+def finished(summary: RunSummary) -> State:
+    """The run's final state: Completed, its message (and the run's name and tags, which the
+    UI's list of runs shows) saying how many files were quarantined."""
+    if not summary.files_quarantined:
+        return Completed(data=summary.as_dict())
+    first, reason = next(iter(summary.quarantined.items()))
+    n = summary.files_quarantined
+    mark_quarantined(n)
+    return Completed(message=f"{n} file(s) quarantined, e.g. {first}: {reason}", data=summary.as_dict())
+
+
+def mark_quarantined(n: int) -> None:
+    """Tag the run `quarantined` and say how many in its name."""
+    from prefect.client.orchestration import get_client
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run_id)
+        client.update_flow_run(run.id, name=f"{run.name}-{n}-quarantined", tags=sorted({*run.tags, "quarantined"}))
 
 
 @contextmanager
@@ -137,7 +190,7 @@ def plan_batches(
 
 
 def process_batches(
-    seeds: Path, plan: WorkPlan, n_files: int, known: dict[str, str], spill: Path, runner: str, dask_address: str | None, workers: int
+    seeds: Path, plan: WorkPlan, n_files: int, known: dict[str, KnownFile], spill: Path, runner: str, dask_address: str | None, workers: int
 ) -> list[BatchResult]:
     """Every batch of the plan: locally one task run per group of batches (their batches in
     the process pool), or on Dask in a subflow; results in batch order."""
@@ -187,20 +240,28 @@ def _batch_group_name() -> str:
 
 @task(name="process-batches", task_run_name=_batch_group_name, retries=0, cache_policy=NO_CACHE)
 def process_batch_group(
-    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, str], spill_root: str, workers: int = 1
-) -> list[BatchResult]:
+    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, KnownFile], spill_root: str, workers: int = 1
+) -> list[BatchResult] | State:
     """Consecutive batches of files, each through load -> segment -> tag -> rows -> enrich
     -> sign -> spill (tasks/pipeline/batch.py)."""
-    results = run_batches(seeds_dir, batches, batch_nos, known, spill_root, workers)
+    try:
+        results = run_batches(seeds_dir, batches, batch_nos, known, spill_root, workers)
+    except OSError as exc:
+        return _failed_on_disk(exc, spill_root)
     outcomes = [o for r in results for o in r.outcomes]
-    counts = {status: sum(o.status == status for o in outcomes) for status in (STATUS_PROCESSED, STATUS_QUARANTINED, UNCHANGED)}
-    get_run_logger().info("%d batches, %d files: %s", len(batches), len(outcomes), ", ".join(f"{n} {s}" for s, n in counts.items()))
+    logger = get_run_logger()
+    processed = sum(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes)
+    unchanged = sum(o.status == STATUS_PROCESSED and o.unchanged for o in outcomes)
+    quarantined = [o for o in outcomes if o.status == STATUS_QUARANTINED]
+    logger.info("%d batches, %d files: %d processed, %d unchanged, %d quarantined", len(batches), len(outcomes), processed, unchanged, len(quarantined))
+    for o in quarantined:
+        logger.warning("quarantined%s: %s: %s", " (unchanged since an earlier run)" if o.unchanged else "", o.source_file, o.reason)
     return results
 
 
 @flow(name="ingest-batches", flow_run_name="ingest-batches-{n_batches}", log_prints=True)
 def process_batches_on_dask(
-    seeds_dir: str, batches: list[list[str]], tasks: list[list[int]], known: dict[str, str], spill_root: str, n_batches: int
+    seeds_dir: str, batches: list[list[str]], tasks: list[list[int]], known: dict[str, KnownFile], spill_root: str, n_batches: int
 ) -> list[BatchResult]:
     """The batch task runs on whatever task runner this subflow is given (a DaskTaskRunner),
     each task's batches one after another on its worker; results in batch order. Workers
@@ -215,13 +276,27 @@ def process_batches_on_dask(
 
 
 @task(name="deduplicate-and-commit", cache_policy=NO_CACHE)
-def deduplicate_and_commit(data_dir: str, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float) -> RunSummary:
+def deduplicate_and_commit(
+    data_dir: str, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float
+) -> RunSummary | State:
     """Global steps, once per run: deduplicate against data/, stage, then the atomic commit
     (tasks/pipeline/run.py::finish_run)."""
-    summary = finish_run(data_dir, results, run_id, full_refresh, threshold)
+    try:
+        summary = finish_run(data_dir, results, run_id, full_refresh, threshold)
+    except OSError as exc:
+        return _failed_on_disk(exc, data_dir)
     logger = get_run_logger()
     if summary.resigned:
         logger.warning("re-signed %d stored articles missing from the near-duplicate index", summary.resigned)
     logger.info("committed %d partition files, deleted %d", summary.partitions_written, summary.partitions_deleted)
     return summary
+
+
+def _failed_on_disk(exc: OSError, folder: str) -> State:
+    """A full or read-only disk fails the task in one line (the flow then says it once);
+    any other OSError is a bug and keeps its traceback."""
+    failed = storage_failed(exc, folder)
+    if failed is None:
+        raise exc
+    return Failed(message=str(failed), data=failed)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from prefect.futures import PrefectFuture
 
-from tasks.pipeline.batch import BatchResult, Spill, process_files_and_release
+from tasks.pipeline.batch import BatchResult, KnownFile, Spill, process_files_and_release
 from tasks.pipeline.planning import WorkPlan
 from tasks.pipeline.run import known_for
 from tasks.process.memory import prefer_returning_memory
@@ -53,7 +53,7 @@ def release_pool() -> None:
 
 
 def run_batches(
-    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, str], spill_root: str, workers: int
+    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, KnownFile], spill_root: str, workers: int
 ) -> list[BatchResult]:
     """Consecutive batches of files, results in batch order: each in a worker process of the
     pool (`workers` > 1, all of them queued at once), or one after another in this thread.

@@ -27,7 +27,7 @@ from prefect.schedules import Cron, Interval
 from flows import defaults as d
 from flows.ingest import ingest
 from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
-from tasks.storage.stores import is_uri
+from tasks.storage.location import is_uri
 
 
 def _one_at_a_time() -> ConcurrencyLimitConfig:

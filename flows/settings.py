@@ -1,14 +1,29 @@
-"""Prefect settings newsflow needs before prefect is imported (no network, slow first start)."""
+"""Prefect settings newsflow needs before Prefect is imported (Prefect reads them at import)."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The checkout newsflow runs from (where pyproject.toml is), else the current folder."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() else Path.cwd()
+
+
+def project_home() -> Path:
+    """Where run history lives: PREFECT_HOME when set, else the project's `.prefect/` (the
+    same place `make run` and `make serve` use, so every run shows in the same UI)."""
+    return Path(os.environ.get("PREFECT_HOME") or project_root() / ".prefect")
 
 
 def configure_prefect_environment() -> None:
-    # No network here: never phone home. The first start of the ephemeral API creates
-    # and migrates its SQLite database, which takes longer than Prefect's 20 s default.
+    os.environ.setdefault("PREFECT_HOME", str(project_home()))
+    # No network here: never phone home (and no usage-data notice).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's temporary server (tests, and `prefect` commands without PREFECT_API_URL)
+    # creates and migrates its SQLite database at first start: longer than its 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "INFO")
     # `newsflow serve` checks for runs to start every 2 s instead of 10 s: a file that

@@ -23,6 +23,7 @@ def summary_sections(s: dict) -> list[Section]:
         ("  processed", s["files_processed"]),
         ("  unchanged (skipped)", s["files_unchanged"]),
         ("  quarantined", s["files_quarantined"]),
+        *([("    unchanged since an earlier run", s["files_quarantined_before"])] if s["files_quarantined_before"] else []),
         ("article occurrences", s["occurrences"]),
         ("unique articles", s["articles_in_run"]),
         ("  new", s["articles_new"]),

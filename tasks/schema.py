@@ -102,6 +102,10 @@ class DatasetSpec:
     sort_by: tuple[str, ...]
     description: str
     row_group_rows: int = ROW_GROUP_SIZE  # rows per Parquet row group (a writer holds one at a time)
+    # The partition that holds an empty file while the dataset has no rows, so that every
+    # reader (Spark, DuckDB, polars, pyarrow) finds the dataset and its schema from the first
+    # run on; None for internal datasets.
+    empty_partition: tuple[str, ...] | None = None
 
     @property
     def partition_schema(self) -> pa.Schema:
@@ -141,6 +145,7 @@ ARTICLES = DatasetSpec(
     partition_by=(C.year, C.month),
     sort_by=(C.article_id,),
     description="One row per unique article (exact duplicates collapsed).",
+    empty_partition=(UNKNOWN_PARTITION, UNKNOWN_PARTITION),
     # ~1 KB a row with the body: 16k rows is ~20 MB a row group, as 64k rows of the narrow datasets
     row_group_rows=16_000,
 )
@@ -161,6 +166,7 @@ OCCURRENCES = DatasetSpec(
     partition_by=(C.source_bucket,),
     sort_by=(C.source_file, C.ordinal),
     description="Every place an article was seen: [char_start, char_end) of the decoded source file.",
+    empty_partition=("00",),
 )
 
 SEGMENTS = DatasetSpec(
@@ -181,6 +187,7 @@ SEGMENTS = DatasetSpec(
     partition_by=(C.source_bucket,),
     sort_by=(C.source_file, C.char_start, C.level),
     description="Paragraphs (level=paragraph, sentence_index null) and their sentences (level=sentence).",
+    empty_partition=("00",),
 )
 
 SPANS = DatasetSpec(
@@ -202,6 +209,7 @@ SPANS = DatasetSpec(
     partition_by=(C.source_bucket,),
     sort_by=(C.source_file, C.char_start),
     description="Untranslated Chinese/Japanese/Korean spans; decoded_source[char_start:char_end] == text.",
+    empty_partition=("00",),
 )
 
 DUPLICATES = DatasetSpec(
@@ -217,6 +225,7 @@ DUPLICATES = DatasetSpec(
     partition_by=(C.method,),
     sort_by=(C.duplicate_of, C.article_id),
     description="Near-duplicate links: article_id is a near-duplicate of the canonical duplicate_of.",
+    empty_partition=(METHOD_MINHASH,),
 )
 
 FILES = DatasetSpec(
@@ -236,6 +245,7 @@ FILES = DatasetSpec(
     partition_by=(C.status,),
     sort_by=(C.source_file,),
     description="The manifest: one row per input file, processed or quarantined with a reason.",
+    empty_partition=(STATUS_PROCESSED,),
 )
 
 # Internal: the persistent near-duplicate index (MinHash signatures of every article ever

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from flows.settings import configure_prefect_environment
+from tests.paths import SEEDS, SHARED
 
-REPO = Path(__file__).resolve().parents[1]
-SEEDS = REPO / "seeds"
-SHARED = REPO.parent / "shared"
 
 configure_prefect_environment()
 

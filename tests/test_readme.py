@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.paths import REPO
 from flows.ingest import ingest
 from tasks.schema import PUBLIC_DATASETS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = REPO / "README.md"
 
 
 def _examples() -> list[str]:

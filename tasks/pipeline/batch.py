@@ -40,18 +40,22 @@ from tasks.steps.rows import BatchRows
 from tasks.steps.segment import segment_page
 from tasks.storage.spill import spill_frame
 
-UNCHANGED = "unchanged"  # outcome of a file whose sha256 is already in the manifest
+# What the manifest knows of a file from earlier runs: its sha256 and, when it was
+# quarantined, the reason (None: processed).
+KnownFile = tuple[str, str | None]
 
 
 @dataclass
 class FileOutcome:
     source_file: str
-    status: str  # STATUS_PROCESSED | STATUS_QUARANTINED | UNCHANGED
+    status: str  # STATUS_PROCESSED | STATUS_QUARANTINED
     sha256: str | None = None
     n_bytes: int | None = None
     encoding: str | None = None
     reason: str | None = None
     n_articles: int = 0
+    # the same bytes as when an earlier run recorded it: skipped, its manifest row kept
+    unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,13 @@ class BatchResult:
     ended_at: float = 0.0
 
 
-def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str], spill: Spill) -> BatchResult:
-    """Load -> segment -> tag -> rows for each file, then enrich, sign and spill the batch."""
+def process_files(seeds_dir: Path, source_files: list[str], known: dict[str, KnownFile], spill: Spill) -> BatchResult:
+    """Load -> segment -> tag -> rows for each file, then enrich, sign and spill the batch.
+    A file whose sha256 is `known` is skipped, with the outcome the manifest recorded."""
     stats = StepStats()
     rows = BatchRows()
-    outcomes = [_add_file(seeds_dir, source_file, known_sha.get(source_file), rows, stats) for source_file in source_files]
-    if not any(o.status == STATUS_PROCESSED for o in outcomes):
+    outcomes = [_add_file(seeds_dir, source_file, known.get(source_file), rows, stats) for source_file in source_files]
+    if not any(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes):
         return BatchResult(outcomes, stats)
     with stats.track_time("rows"):
         frames = rows.take_frames()
@@ -112,7 +117,7 @@ def process_files(seeds_dir: Path, source_files: list[str], known_sha: dict[str,
     return BatchResult(outcomes, stats, keys, n_occurrences, spans_by_lang)
 
 
-def _add_file(seeds_dir: Path, source_file: str, known_sha: str | None, rows: BatchRows, stats: StepStats) -> FileOutcome:
+def _add_file(seeds_dir: Path, source_file: str, known: KnownFile | None, rows: BatchRows, stats: StepStats) -> FileOutcome:
     """One file through load -> segment -> tag -> rows; its outcome."""
     data: bytes | None = None
     sha: str | None = None  # hashed once, right after the read: a quarantined file keeps it
@@ -120,8 +125,9 @@ def _add_file(seeds_dir: Path, source_file: str, known_sha: str | None, rows: Ba
         with stats.track_time("load"):
             data = read_file_bytes(seeds_dir / source_file, source_file)
             sha = sha256_hex(data)
-            if known_sha == sha:
-                return FileOutcome(source_file, UNCHANGED, sha, len(data))
+            if known is not None and known[0] == sha:
+                status = STATUS_PROCESSED if known[1] is None else STATUS_QUARANTINED
+                return FileOutcome(source_file, status, sha, len(data), reason=known[1], unchanged=True)
             loaded = load_bytes(data, source_file, sha)
             fault_point("decode")
         with stats.track_time("segment"):
@@ -148,12 +154,12 @@ def _spill_articles(root: Path, batch_no: int, articles: pl.DataFrame, signature
     return articles.select(C.article_id, C.kind, C.batch, C.row)
 
 
-def process_files_and_release(seeds_dir: Path, source_files: list[str], known_sha: dict[str, str], spill: Spill) -> BatchResult:
+def process_files_and_release(seeds_dir: Path, source_files: list[str], known: dict[str, KnownFile], spill: Spill) -> BatchResult:
     """`process_files`, then hand the batch's freed heap back to the OS: the process (a pool
     worker, a Dask worker) goes on to other batches, and memory it keeps between batches
     adds to the run's peak (~370 -> ~300 MB a worker after an 8 MB batch)."""
     started_at = time.time()
-    result = process_files(seeds_dir, source_files, known_sha, spill)
+    result = process_files(seeds_dir, source_files, known, spill)
     return_freed_memory()
     result.started_at, result.ended_at = started_at, time.time()
     return result

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from tasks.errors import BadParameter
 from tasks.steps.load import display_name
 
 # Files that are still being written or are not content: editors' backups, partial
@@ -16,8 +17,8 @@ from tasks.steps.load import display_name
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~")
 
 
-class UnsafeGlob(ValueError):
-    """A glob that could reach outside the seeds folder."""
+class UnsafeGlob(BadParameter):
+    """A glob (or a file name) that could reach outside the seeds folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,16 @@ def validate_glob(glob: str) -> None:
         raise UnsafeGlob("glob contains control characters; refused")
 
 
+def check_seeds_dir(seeds_dir: Path) -> None:
+    """Refuse a seeds folder that cannot be read, naming it."""
+    if not seeds_dir.exists():
+        raise BadParameter(f"seeds folder {str(seeds_dir)!r} does not exist: pass the folder that holds the .txt pages")
+    if not seeds_dir.is_dir():
+        raise BadParameter(f"seeds folder {str(seeds_dir)!r} is a file, not a folder: pass the folder that holds the .txt pages")
+    if not os.access(seeds_dir, os.R_OK | os.X_OK):
+        raise BadParameter(f"seeds folder {str(seeds_dir)!r} cannot be read by this user: fix its permissions")
+
+
 def discover_files(seeds_dir: Path, glob: str = "**/*.txt") -> list[DiscoveredFile]:
     """Every entry under `seeds_dir` whose relative path matches `glob`, sorted by name.
 
@@ -71,8 +82,7 @@ def discover_files(seeds_dir: Path, glob: str = "**/*.txt") -> list[DiscoveredFi
     step quarantines them with a reason, so every matching name is accounted for.
     """
     pattern = glob_to_regex(glob)
-    if not seeds_dir.is_dir():
-        raise FileNotFoundError(f"seeds folder {seeds_dir} does not exist")
+    check_seeds_dir(seeds_dir)
     found: list[DiscoveredFile] = []
     for folder, dirs, names in os.walk(seeds_dir, followlinks=False):
         rel_folder = Path(folder).relative_to(seeds_dir)
@@ -209,7 +219,7 @@ def select_files(seeds: Path, glob: str, files: list[str] | None, since: datetim
     """The files a run looks at: the glob's matches, narrowed to `files` and to `since`."""
     found = discover_files(seeds, glob)
     if files is not None:
-        wanted = {_relative_to_seeds(seeds, name) for name in files}
+        wanted = {relative_to_seeds(seeds, name) for name in files}
         found = [f for f in found if f.source_file in wanted]
     if since is not None:
         cutoff = since.timestamp()
@@ -217,7 +227,7 @@ def select_files(seeds: Path, glob: str, files: list[str] | None, since: datetim
     return found
 
 
-def _relative_to_seeds(seeds: Path, name: str) -> str:
+def relative_to_seeds(seeds: Path, name: str) -> str:
     """A file named by an event or a person, as a path relative to the seeds folder —
     refusing anything that resolves outside it."""
     path = Path(name)

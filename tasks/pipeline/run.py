@@ -23,7 +23,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from tasks.pipeline.batch import UNCHANGED, BatchResult, FileOutcome
+from tasks.pipeline.batch import BatchResult, FileOutcome, KnownFile
 from tasks.pipeline.summary import RunSummary
 from tasks.process.faults import fault_point
 from tasks.process.memory import return_freed_memory
@@ -45,7 +45,7 @@ from tasks.steps.dedupe import find_near_duplicates, one_per_article
 from tasks.steps.identity import normalize_text
 from tasks.steps.minhash import signature_text_expr, signature_texts, signatures_frame
 from tasks.storage.commit import CommitPlan, commit, stage_update
-from tasks.storage.parquet import read_dataset
+from tasks.storage.parquet import PART_FILE, read_dataset
 from tasks.storage.spill import SpilledRows, spill_files_by_batch, spill_root
 from tasks.storage.stores import DataDirLike, open_data_dir
 
@@ -64,7 +64,7 @@ def manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> pl
             C.processed_at: now,
         }
         for o in outcomes
-        if o.status != UNCHANGED
+        if not o.unchanged
     ]
     return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
 
@@ -262,11 +262,13 @@ def deduplicate_stage_and_commit(
     full_refresh: bool,
     threshold: float,
     stats: StepStats,
+    links_before: pl.DataFrame | None,
 ) -> tuple[ExactMatch, pl.DataFrame, CommitPlan]:
     """The global steps: exact dedup; then the near-duplicate search (on this thread) and the
     staging of every dataset it does not decide (on another) -- at once when the run's spill
     is at most OVERLAP_MAX_SPILL_BYTES, else one after the other. Then the `duplicates`
-    dataset, and the commit (manifest last).
+    dataset (unless the links equal `links_before`, the stored ones), and the commit
+    (manifest last) -- none when nothing changed: a run over unchanged input writes nothing.
 
     If the search fails, staging stops after the dataset it is on, the error goes up once
     the staging thread has ended (a staging error too is noted on it), and nothing is
@@ -303,11 +305,22 @@ def deduplicate_stage_and_commit(
             raise
     with write_stats.track_time("write"):
         fault_point(f"stage:{DUPLICATES.name}")
-        plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))  # recomputed whole from the index every run
-        fault_point("commit")
-        commit(data, plan)
+        if not _same_links(duplicates, links_before):  # recomputed whole from the index every run
+            plan.extend(stage_update(data, run_id, DUPLICATES, duplicates, replace_all=True))
+        if plan.writes or plan.deletes:
+            fault_point("commit")
+            commit(data, plan)
     stats.merge(write_stats)
     return exact, duplicates, plan
+
+
+def _same_links(links: pl.DataFrame, stored: pl.DataFrame | None) -> bool:
+    """The near-duplicate links equal the stored ones (None: the dataset has no file yet)."""
+    if stored is None:
+        return False
+    columns = [f.name for f in DUPLICATES.schema]
+    key = [C.duplicate_of, C.article_id]
+    return links.select(columns).sort(key).equals(stored.select(columns).sort(key))
 
 
 def finish_run(data_dir: DataDirLike, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float) -> RunSummary:
@@ -319,18 +332,22 @@ def finish_run(data_dir: DataDirLike, results: list[BatchResult], run_id: str, f
     for r in results:
         stats.merge(r.stats)
     outcomes = [o for r in results for o in r.outcomes]
-    replaced_files = sorted(o.source_file for o in outcomes if o.status != UNCHANGED)
+    replaced_files = sorted(o.source_file for o in outcomes if not o.unchanged)
     rows = RunRows.gather(spill_root(data, run_id), results)
-    links_before = read_dataset(data, DUPLICATES, [C.article_id, C.duplicate_of])
+    links_before = read_dataset(data, DUPLICATES) if data.list_files(DUPLICATES.name, PART_FILE) else None
     manifest = manifest_rows(outcomes, run_id, datetime.now(UTC))
-    exact, duplicates, plan = deduplicate_stage_and_commit(data, run_id, rows, manifest, replaced_files, full_refresh, threshold, stats)
-    new_links = duplicates.select(C.article_id, C.duplicate_of).join(links_before, on=[C.article_id, C.duplicate_of], how="anti")
+    exact, duplicates, plan = deduplicate_stage_and_commit(
+        data, run_id, rows, manifest, replaced_files, full_refresh, threshold, stats, links_before
+    )
+    pair = [C.article_id, C.duplicate_of]
+    new_links = duplicates.select(pair).join(links_before.select(pair), on=pair, how="anti") if links_before is not None else duplicates
     return RunSummary(
         run_id=run_id,
         files_seen=len(outcomes),
-        files_processed=sum(o.status == STATUS_PROCESSED for o in outcomes),
+        files_processed=sum(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes),
         files_quarantined=sum(o.status == STATUS_QUARANTINED for o in outcomes),
-        files_unchanged=sum(o.status == UNCHANGED for o in outcomes),
+        files_quarantined_before=sum(o.status == STATUS_QUARANTINED and o.unchanged for o in outcomes),
+        files_unchanged=sum(o.status == STATUS_PROCESSED and o.unchanged for o in outcomes),
         occurrences=rows.n_occurrences,
         articles_in_run=rows.winners.height,
         articles_new=exact.n_new_articles,
@@ -351,12 +368,13 @@ def finish_run(data_dir: DataDirLike, results: list[BatchResult], run_id: str, f
     )
 
 
-def known_hashes(data: DataDirLike) -> dict[str, str]:
-    """sha256 of every file already in the manifest (processed or quarantined)."""
-    manifest = read_dataset(data, FILES, [C.source_file, C.source_sha256])
-    return {f: s for f, s in manifest.iter_rows() if s is not None}
+def known_files(data: DataDirLike) -> dict[str, KnownFile]:
+    """What the manifest holds of every file it has a sha256 for: (sha256, the reason it was
+    quarantined, or None when it was processed)."""
+    manifest = read_dataset(data, FILES, [C.source_file, C.source_sha256, C.status, C.reason])
+    return {f: (sha, reason if status == STATUS_QUARANTINED else None) for f, sha, status, reason in manifest.iter_rows() if sha is not None}
 
 
-def known_for(known: dict[str, str], files: list[str]) -> dict[str, str]:
-    """The known hashes of some files (a batch's: not the whole manifest, once per batch)."""
+def known_for(known: dict[str, KnownFile], files: list[str]) -> dict[str, KnownFile]:
+    """What is known of some files (a batch's: not the whole manifest, once per batch)."""
     return {f: known[f] for f in files if f in known}

@@ -18,8 +18,9 @@ class RunSummary:
     run_id: str
     files_seen: int = 0
     files_processed: int = 0
-    files_quarantined: int = 0
-    files_unchanged: int = 0
+    files_quarantined: int = 0  # this run's, and those quarantined earlier and unchanged since
+    files_quarantined_before: int = 0  # of them, quarantined by an earlier run (the same bytes)
+    files_unchanged: int = 0  # processed by an earlier run, the same bytes: skipped
     occurrences: int = 0
     articles_in_run: int = 0
     articles_new: int = 0

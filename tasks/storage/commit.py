@@ -30,7 +30,15 @@ import pyarrow as pa
 
 from tasks.process.faults import fault_point
 from tasks.schema import FILES, DatasetSpec
-from tasks.storage.parquet import PART_FILE, partition_dir, read_dataset, read_partition, with_partition_columns, write_parquet_atomic
+from tasks.storage.parquet import (
+    PART_FILE,
+    count_rows,
+    partition_dir,
+    read_dataset,
+    read_partition,
+    with_partition_columns,
+    write_parquet_atomic,
+)
 from tasks.storage.stores import STAGING_DIR, DataDirLike, open_data_dir
 
 COMMIT_FILE = "COMMIT.json"
@@ -184,7 +192,25 @@ def stage_update(
             del rows
         while in_flight:
             finish_oldest()
+    _keep_one_partition_file(data_dir, run_id, spec, plan, existing_parts)
     return plan
+
+
+def _keep_one_partition_file(data_dir: DataDirLike, run_id: str, spec: DatasetSpec, plan: CommitPlan, existing_parts: set[str]) -> None:
+    """A published dataset without rows keeps one empty partition file (its schema), so
+    readers find it from the first run on; once other partitions hold rows, that empty file
+    goes (the datasets then equal a run that never had it)."""
+    if spec.empty_partition is None:
+        return
+    empty_dir = partition_dir(spec, spec.empty_partition)
+    written = {rel.rsplit("/", 1)[0] for rel in plan.writes}
+    final = (existing_parts - {rel.rsplit("/", 1)[0] for rel in plan.deletes}) | written
+    if not final:
+        rel_file = f"{empty_dir}/{PART_FILE}"
+        write_parquet_atomic(spec, pl.from_arrow(spec.schema.empty_table()), data_dir, f"{_staging_rel(run_id)}/{rel_file}")  # type: ignore[arg-type]
+        plan.writes.append(rel_file)
+    elif empty_dir in final and empty_dir not in written and len(final) > 1 and count_rows(data_dir, f"{empty_dir}/{PART_FILE}") == 0:
+        plan.deletes.append(f"{empty_dir}/{PART_FILE}")
 
 
 def commit(data_dir: DataDirLike, plan: CommitPlan) -> None:
@@ -230,6 +256,18 @@ def _apply(data_dir: DataDirLike, root: str) -> None:
     fault_point("apply-cleanup")
     store.rmtree(root)
     store.clear_spill(root.rsplit("/", 1)[-1])
+
+
+def discard_run(data_dir: DataDirLike, run_id: str) -> None:
+    """Remove what a failed run staged and spilled, at once (where the disk allows; what
+    is left, the next run's recovery removes)."""
+    store = open_data_dir(data_dir)
+    try:
+        if store.has_dir(_staging_rel(run_id)):
+            store.rmtree(_staging_rel(run_id))
+        store.clear_spill(run_id)
+    except OSError:
+        pass
 
 
 def recover(data_dir: DataDirLike) -> list[str]:

@@ -113,6 +113,12 @@ def read_dataset(data_dir: DataDirLike, spec: DatasetSpec, columns: list[str] | 
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
+def count_rows(data_dir: DataDirLike, rel: str) -> int:
+    """Rows of one Parquet file, from its footer."""
+    store = open_data_dir(data_dir)
+    return pq.read_metadata(store.full(rel), filesystem=store.filesystem()).num_rows
+
+
 def read_partition(data_dir: DataDirLike, spec: DatasetSpec, rel_dir: str) -> pl.DataFrame | None:
     store = open_data_dir(data_dir)
     rel = f"{rel_dir}/{PART_FILE}"

@@ -20,7 +20,6 @@ local (as before), under a local scratch folder when it is remote (see `cache_di
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -31,31 +30,13 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tasks.process.faults import fault_point
+from tasks.storage.location import cache_dir, is_uri, uri_key
 
 STAGING_DIR = "_staging"
 SPILL_DIR = "batches"
 
 # Receives where to write: a local path (str) for LocalDir, an output stream for ArrowDir.
 Writer = Callable[[Any], None]
-
-
-def is_uri(data_dir: str) -> bool:
-    return "://" in data_dir
-
-
-def cache_dir() -> Path:
-    """Local scratch of this host: `$NEWSFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/newsflow`,
-    else `~/.cache/newsflow` (lock files and the spill of remote data dirs)."""
-    explicit = os.environ.get("NEWSFLOW_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "newsflow"
-
-
-def uri_key(uri: str) -> str:
-    """A file-name-safe key of a data-dir URI (lock and scratch folder names)."""
-    return hashlib.sha256(uri.encode("utf-8")).hexdigest()
 
 
 def sort_key(rel: str) -> list[str]:

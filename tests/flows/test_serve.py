@@ -87,7 +87,7 @@ def test_a_file_dropped_in_the_folder_is_ingested_by_an_on_file_run(served) -> N
     latency = time.monotonic() - landed
     run = runs[0]
     assert run.state.is_completed(), run.state
-    assert run.name.startswith("ingest-on-file-003_cdf2a856")
+    assert run.name.startswith("on-file-003_cdf2a856273f76b8.txt-")
     assert run.parameters["files"] == ["003_cdf2a856273f76b8.txt"]
     files = read_dataset(data, FILES)
     assert files.get_column(C.source_file).to_list() == ["003_cdf2a856273f76b8.txt"]

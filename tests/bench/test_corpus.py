@@ -20,10 +20,9 @@ from bench.corpus import (
     shingle_set,
     write_corpus,
 )
-from tasks.steps.dedupe import shingles
-from tasks.steps.enrich import split_title_and_tags
+from tasks.steps.minhash import shingles
 from tasks.steps.langtag import find_untranslated_spans, tag_span_language
-from tasks.steps.segment import article_body, segment_page
+from tasks.steps.segment import segment_page
 
 SIZE = 400 * 1024
 
@@ -106,7 +105,7 @@ def test_occurrences_and_exact_duplicates(corpus: Path) -> None:
         assert [a.kind for a in articles] == rows["kind"].to_list()
         for a, start, end, group in zip(articles, rows["char_start"], rows["char_end"], rows["group"], strict=True):
             assert (a.char_start, a.char_end) == (start, end)
-            content = split_title_and_tags(a.title_line)[0] + "\n" + article_body(text, a)
+            content = a.title + "\n" + a.body
             assert texts.setdefault(group, content) == content  # same group -> same article
     reused = occ.group_by("group").len().filter(pl.col("len") > 1)
     assert reused.height > 0
@@ -120,7 +119,7 @@ def test_near_duplicates_are_near(corpus: Path) -> None:
     def main_text(name: str) -> str:
         text = (corpus / "seeds" / name).read_text(encoding="utf-8")
         a = segment_page(text)[0]
-        return split_title_and_tags(a.title_line)[0] + "\n\n" + article_body(text, a)
+        return a.title + "\n\n" + a.body
 
     for a, b, j in near.iter_rows():
         exact = jaccard(shingles(main_text(a)), shingles(main_text(b)))

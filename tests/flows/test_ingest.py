@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import threading
-import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 from prefect.client.orchestration import get_client
 
-import flows.ingest as ingest_module
-from flows.ingest import RunRows, batch_timeline, ingest
-from tasks.steps import dedupe
+from flows.ingest import ingest
 from tasks.schema import (
     ARTICLES,
     DUPLICATES,
@@ -27,10 +23,10 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
-from tasks.pipeline.batch import Spill, process_files
 from tasks.storage.stores import open_data_dir
 from tasks.storage.parquet import read_dataset
 from tests.conftest import tree_digest, without_manifest
+from tests.paths import SEEDS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -39,7 +35,7 @@ pytestmark = pytest.mark.usefixtures("prefect_harness")
 def seeded(tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("seeded")
     seeds, data = root / "seeds", root / "data"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "seeds", seeds)
+    shutil.copytree(SEEDS, seeds)
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
     return seeds, data, summary
 
@@ -231,24 +227,6 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
     assert t["worker_busy"] > 0 and t["worker_idle"] >= 0
 
 
-def test_the_batch_timeline_counts_a_worker_idle_while_the_other_runs_the_last_batch() -> None:
-    from tasks.pipeline.batch import BatchResult
-
-    def ran(start: float, end: float) -> BatchResult:
-        return BatchResult(None, started_at=100 + start, ended_at=100 + end)
-
-    # two workers: 0-3 and 0-2, then 3-4 and 2-6: the first worker waits from 4 to 6
-    t = batch_timeline([ran(0, 3), ran(0, 2), ran(3, 4), ran(2, 6)], started=99.5, submitted=99.75, collected=106.5, workers=2)
-    assert t == {
-        "batches_submitted": 0.25,
-        "batches_collected": 7.0,
-        "first_batch_started": 0.5,
-        "last_batch_ended": 6.5,
-        "worker_busy": 10.0,
-        "worker_idle": 2.0,
-    }
-
-
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_pool(
     tmp_path: Path, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -266,161 +244,6 @@ def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_poo
     clean = tmp_path / "clean"
     ingest(seeds_dir=str(seeds_copy), data_dir=str(clean))
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
-
-
-@pytest.fixture
-def fresh_data(seeded, tmp_path: Path) -> tuple[Path, Path, Path]:
-    """(the seeds, the data dir of a clean run over them, an empty data dir for this test)."""
-    seeds, clean, _ = seeded
-    return seeds, clean, tmp_path / "data"
-
-
-def _staged_parquet(data: Path) -> list[Path]:
-    return sorted((data / "_staging").rglob("*.parquet"))
-
-
-def _wait_until(condition, what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
-
-
-def _assert_nothing_committed_and_a_rerun_is_clean(seeds: Path, data: Path, clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The run waited for its staging thread: none is left writing into data/ after the failure.
-    assert not [t for t in threading.enumerate() if t.name.startswith("newsflow-stage")]
-    assert not (data / ARTICLES.name).exists()  # nothing committed
-    assert not list((data / "_staging").rglob(".*.tmp"))  # whole files only: no write was cut off
-    monkeypatch.undo()
-    again = ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert again["files_processed"] == 5 and not _staged_parquet(data)  # recovery discarded the failed run's files
-    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
-
-
-def test_datasets_are_staged_while_the_near_duplicate_search_runs(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each side waits for the other: the search until staging has written a file, staging's
-    # last dataset (the manifest) until the search has begun. Run one after the other, in
-    # either order, one of the waits would time out.
-    seeds, clean, data = fresh_data
-    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
-    search_began = threading.Event()
-
-    def search_once_staging_has_begun(index, texts, threshold):
-        search_began.set()
-        _wait_until(lambda: _staged_parquet(data), "staging did not start while the search ran")
-        return search(index, texts, threshold=threshold)
-
-    def stage_the_manifest_once_the_search_has_begun(data_dir, run_id, spec, *args, **kwargs):
-        if spec is FILES:
-            assert search_began.wait(120), "the search had not begun when staging reached its last dataset"
-        return stage(data_dir, run_id, spec, *args, **kwargs)
-
-    monkeypatch.setattr(dedupe, "find_near_duplicates", search_once_staging_has_begun)
-    monkeypatch.setattr(ingest_module, "stage_update", stage_the_manifest_once_the_search_has_begun)
-    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert summary["articles_new"] == 20
-    assert 0 < summary["global_steps_seconds"] < summary["wall_seconds"]
-    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
-
-
-def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Above the budget the two steps hold too much memory side by side: one after the other.
-    seeds, clean, data = fresh_data
-    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
-    order = []
-
-    def recording_search(index, texts, threshold):
-        # no staging thread exists yet: the executor starts it at the first submit
-        order.append(("search", len(_staged_parquet(data)), [t.name for t in threading.enumerate() if t.name.startswith("newsflow-stage")]))
-        return search(index, texts, threshold=threshold)
-
-    def recording_stage(data_dir, run_id, spec, *args, **kwargs):
-        order.append((spec.name,))
-        return stage(data_dir, run_id, spec, *args, **kwargs)
-
-    monkeypatch.setattr(ingest_module, "OVERLAP_MAX_SPILL_BYTES", 0)
-    monkeypatch.setattr(dedupe, "find_near_duplicates", recording_search)
-    monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
-    ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert order[0] == ("search", 0, [])  # before any dataset was staged, with no staging thread
-    assert [step[0] for step in order[1:]] == [MINHASH_INDEX.name, ARTICLES.name, OCCURRENCES.name, SEGMENTS.name, SPANS.name, FILES.name, DUPLICATES.name]
-    assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
-
-
-def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, data = fresh_data
-    stage, stage_rows = ingest_module.stage_update, ingest_module.stage_run_rows
-    staging_articles = threading.Event()
-    stops: list[threading.Event] = []  # the staging thread's stop signal
-    staged_specs = []
-
-    def failing_search(index, texts, threshold):
-        _wait_until(staging_articles.is_set, "staging did not reach the articles")
-        raise RuntimeError("near-duplicate search failed")
-
-    def stage_rows_keeping_the_stop_signal(*args):
-        stops.append(args[-1])
-        return stage_rows(*args)
-
-    def recording_stage(data_dir, run_id, spec, *args, **kwargs):
-        staged_specs.append(spec.name)
-        if spec is ARTICLES:  # the search fails while this dataset is being staged
-            staging_articles.set()
-            assert stops[0].wait(120), "the failed search did not signal staging to stop"
-        return stage(data_dir, run_id, spec, *args, **kwargs)
-
-    monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
-    monkeypatch.setattr(ingest_module, "stage_run_rows", stage_rows_keeping_the_stop_signal)
-    monkeypatch.setattr(ingest_module, "stage_update", recording_stage)
-    with pytest.raises(RuntimeError, match="near-duplicate search failed"):
-        ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert staged_specs == [MINHASH_INDEX.name, ARTICLES.name]  # the dataset under way finished; no further one began
-    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
-
-
-def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, data = fresh_data
-    search, stage = dedupe.find_near_duplicates, ingest_module.stage_update
-    staging_failed, searched = threading.Event(), []
-
-    def search_after_staging_failed(index, texts, threshold):
-        _wait_until(staging_failed.is_set, "staging did not fail")
-        searched.append(search(index, texts, threshold=threshold))
-        return searched[-1]
-
-    def stage_failing_on_segments(data_dir, run_id, spec, *args, **kwargs):
-        if spec is SEGMENTS:
-            staging_failed.set()
-            raise OSError("No space left on device (staging segments)")
-        return stage(data_dir, run_id, spec, *args, **kwargs)
-
-    monkeypatch.setattr(dedupe, "find_near_duplicates", search_after_staging_failed)
-    monkeypatch.setattr(ingest_module, "stage_update", stage_failing_on_segments)
-    with pytest.raises(OSError, match="staging segments"):
-        ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert len(searched) == 1  # the search ran to its end before the staging error went up
-    assert _staged_parquet(data)  # the datasets before segments were staged, then left for recovery
-    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
-
-
-def test_when_search_and_staging_both_fail_the_error_names_both(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
-    seeds, clean, data = fresh_data
-    staging_failed = threading.Event()
-
-    def failing_search(index, texts, threshold):
-        _wait_until(staging_failed.is_set, "staging did not fail")
-        raise RuntimeError("near-duplicate search failed")
-
-    def failing_stage(data_dir, run_id, spec, *args, **kwargs):
-        staging_failed.set()
-        raise OSError("No space left on device (staging)")
-
-    monkeypatch.setattr(dedupe, "find_near_duplicates", failing_search)
-    monkeypatch.setattr(ingest_module, "stage_update", failing_stage)
-    with pytest.raises(RuntimeError, match="near-duplicate search failed") as failed:
-        ingest(seeds_dir=str(seeds), data_dir=str(data))
-    assert any("No space left on device (staging)" in note for note in getattr(failed.value, "__notes__", []))
-    _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
 def test_a_file_uri_data_dir_gives_the_same_datasets_as_the_plain_path(seeded, tmp_path: Path) -> None:
@@ -443,29 +266,3 @@ def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotentl
     again = ingest(seeds_dir=str(seeds), data_dir=memory_uri)
     assert again["files_unchanged"] == 5 and again["articles_new"] == 0
     assert read_dataset(memory_uri, ARTICLES).height == 20
-
-
-def test_file_table_artifact_is_bounded_and_shows_quarantined_files_first() -> None:
-    from flows.ingest import file_table_rows
-    from tasks.pipeline.batch import FileOutcome
-
-    outcomes = [FileOutcome(f"p{i:05d}.txt", STATUS_PROCESSED, "ab", 10, "utf-8", None, 2) for i in range(2500)]
-    outcomes.insert(1234, FileOutcome("zz-bad.txt", STATUS_QUARANTINED, None, 0, None, "empty file"))
-    rows = file_table_rows(outcomes, limit=100)
-    assert len(rows) == 100  # a 79,308-file backfill must not become a 79,308-row UI table
-    assert rows[0] == {"file": "zz-bad.txt", "status": STATUS_QUARANTINED, "articles": 0, "bytes": 0, "encoding": "", "reason": "empty file"}
-    assert [r["file"] for r in rows[1:3]] == ["p00000.txt", "p00001.txt"]
-    assert len(file_table_rows(outcomes[:7])) == 7  # small runs: every file
-
-
-def test_article_texts_are_read_from_a_spill_whose_path_looks_like_a_glob_pattern(seeds_dir: Path, tmp_path: Path) -> None:
-    # Near-duplicate verification reads candidate texts back from the spill: a data dir
-    # named like `data[1]` is a path, not a pattern (polars would expand it to no files).
-    root = tmp_path / "data[1]" / "spill"
-    files = sorted(p.name for p in seeds_dir.glob("*.txt"))
-    result = process_files(seeds_dir, files, {}, Spill(str(root), 0))
-    rows = RunRows.gather(root, [result])
-    ids = rows.winners.get_column(C.article_id).to_list()[:3]
-    texts = rows.article_texts(ids)
-    assert sorted(texts.get_column(C.article_id).to_list()) == sorted(ids)
-    assert all(len(t) > 0 for t in texts.get_column(texts.columns[1]).to_list())

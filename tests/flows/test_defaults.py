@@ -11,9 +11,9 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.paths import REPO
 from tests.prefect_server import VENV_BIN, prefect_server
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from bench.wmt23 import WMT23_TSV, evaluate_on_wmt23
+from tests.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def test_wmt23_span_recall_and_precision() -> None:

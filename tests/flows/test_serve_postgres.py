@@ -22,7 +22,7 @@ from tests.prefect_server import (
     postgres_database,
     prefect_server,
 )
-from tests.test_serve import _wait_for_deployments, _wait_runs_final
+from tests.flows.test_serve import _wait_for_deployments, _wait_runs_final
 
 pytestmark = [
     pytest.mark.slow,

@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,17 +17,16 @@ from tasks.steps.langtag import (
     TaggedSpan,
     find_untranslated_spans,
     paragraph_language,
-    span_id,
+    tag_page,
     tag_ranges,
     tag_span_language,
     tag_spans,
 )
 from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
 from tasks.steps.segment import segment_page
+from tests.paths import EVAL, REPO, SEEDS
 
-REPO = Path(__file__).resolve().parents[1]
-SEEDS = REPO / "seeds"
-WMT23 = REPO.parent / "shared" / "eval" / "wmt23-zhen-mqm"
+WMT23 = EVAL / "wmt23-zhen-mqm"
 ASCII_LETTER = re.compile(r"[A-Za-z]")
 
 
@@ -150,13 +148,6 @@ def test_paragraph_language() -> None:
     assert paragraph_language(doc, spans, len(en) + 1) == LANG_ZH
 
 
-def test_span_id_is_stable_short_hex() -> None:
-    a = span_id("seeds/003.txt", 10, 20)
-    assert a == span_id("seeds/003.txt", 10, 20)
-    assert re.fullmatch(r"[0-9a-f]{16}", a)
-    assert a != span_id("seeds/003.txt", 10, 21)
-
-
 # --- properties ----------------------------------------------------------------------------
 
 HAN = "上海市中国经济發展這個國家𠀀𪚥々〇"
@@ -214,7 +205,7 @@ def test_pos_endpos_equals_slicing(text: str, a: int, b: int) -> None:
     assert got == [(s + pos, e + pos) for s, e in find_untranslated_spans(text[pos:endpos])]
 
 
-# Pages for the page-level span search in tasks.steps.rows.page_rows: lines of PIECES with blank
+# Pages for the page-level span search of tag_page: lines of PIECES with blank
 # lines, title pairs, recurring titles and every line break str.splitlines knows.
 PAGE_LINES = st.lists(
     st.one_of(TEXTS, st.sampled_from(["", "", "  ", "Title 上海 | tag", "Release time:May 17, 2024"])),
@@ -224,12 +215,21 @@ LINE_BREAKS = st.sampled_from(["\n", "\n", "\r\n", "\r", "\u2028", "\x85", "\x0b
 
 
 def _spans_by_paragraph_equal_page_spans(text: str) -> None:
-    page = find_untranslated_spans(text)
-    for article in segment_page(text):
-        for p in article.paragraphs:
-            inside = [(s, e) for s, e in page if p.char_start <= s < p.char_end]
-            assert find_untranslated_spans(text, p.char_start, p.char_end) == inside
-            assert all(e <= p.char_end for _, e in inside)
+    """tag_page searches the page once; each paragraph gets what a search of the paragraph
+    alone finds, and the languages paragraph_language gives it and its sentences."""
+    articles = segment_page(text)
+    tags = tag_page(text, articles)
+    for a, article in enumerate(articles):
+        for i, p in enumerate(article.paragraphs):
+            alone = tag_spans(text, p.char_start, p.char_end)
+            got = tags.get((a, i))
+            assert (list(got.spans) if got else []) == alone
+            if got:
+                assert all(s.char_end <= p.char_end for s in got.spans)
+                assert got.lang == paragraph_language(text, alone, p.char_start, p.char_end)
+                assert got.sentence_langs == tuple(
+                    paragraph_language(text, [x for x in alone if x.char_start < e and x.char_end > b], b, e) for b, e in p.sentences
+                )
 
 
 def test_page_spans_split_by_paragraph_equal_paragraph_spans() -> None:

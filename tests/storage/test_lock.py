@@ -1,4 +1,5 @@
-"""flows/lock.py: one writer per data folder; the lock dies with its holder."""
+"""Tests (and examples of use) for tasks/storage/lock.py: one writer per data folder; the lock
+dies with its holder and leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.storage.lock import LOCK_FILE, DataDirBusy, data_dir_lock, lock_path
+from tasks.storage.lock import DataDirBusy, data_dir_lock, lock_path
 
 
 def test_a_second_holder_is_refused_with_the_holders_pid(tmp_path: Path) -> None:
@@ -52,13 +53,25 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
             child.wait()
 
 
-def test_a_planted_symlink_lock_file_is_not_followed(tmp_path: Path) -> None:
+def test_locking_writes_nothing_into_the_data_folder(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with data_dir_lock(data):  # a missing folder is made (the first run's)
+        pass
+    (data / "kept.parquet").write_bytes(b"x")
+    before = {p.name: p.stat().st_mtime_ns for p in [data, *data.iterdir()]}
+    time.sleep(0.01)
+    with data_dir_lock(data):
+        pass
+    assert {p.name: p.stat().st_mtime_ns for p in [data, *data.iterdir()]} == before
+
+
+def test_a_planted_symlink_lock_file_is_not_followed(tmp_path: Path, memory_uri: str) -> None:
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / LOCK_FILE).symlink_to(victim)
-    with pytest.raises(OSError), data_dir_lock(data):
+    path = lock_path(memory_uri)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(victim)
+    with pytest.raises(OSError), data_dir_lock(memory_uri):
         pass
     assert victim.read_text() == "precious"
 
@@ -75,6 +88,6 @@ def test_a_uri_data_dir_is_locked_by_a_host_local_file_keyed_by_the_uri(tmp_path
 
 
 def test_a_file_uri_locks_the_local_folder_itself(tmp_path: Path) -> None:
-    assert lock_path(f"file://{tmp_path}/data") == tmp_path / "data" / LOCK_FILE
+    assert lock_path(f"file://{tmp_path}/data") == tmp_path / "data"
     with data_dir_lock(tmp_path / "data"), pytest.raises(DataDirBusy), data_dir_lock(f"file://{tmp_path}/data"):
         pass

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.paths import REPO
 from tasks.process.memory import ALLOCATOR_ENV, allocator_settings, return_freed_memory
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
@@ -104,7 +103,7 @@ def test_processes_started_after_the_policy_inherit_it_whenever_polars_loaded(
 
 
 def test_batch_workers_run_with_the_policy_and_the_flow_process_without(monkeypatch: pytest.MonkeyPatch) -> None:
-    from flows.ingest import compute_pool, release_pool
+    from flows.runners import compute_pool, release_pool
 
     for name in ALLOCATOR_ENV:
         monkeypatch.delenv(name, raising=False)

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.cli import TARGETS, _pss, format_table
+from bench.run import TARGETS
+from bench.measure import DEFAULT_ROOT, pss
+from bench.table import format_table
+from tests.paths import REPO
 from tests.conftest import tree_digest, without_manifest
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
@@ -22,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     env = dict(os.environ)
-    env.setdefault("PREFECT_HOME", str(REPO / "bench" / ".prefect"))
-    # corpora are cached under bench/ (git-ignored); the naive baseline is skipped and the
+    env.setdefault("PREFECT_HOME", str(DEFAULT_ROOT / ".prefect"))
+    # corpora are cached under .bench/ (git-ignored); the naive baseline is skipped and the
     # A/B run is one pair here to keep CI short -- `make bench` runs them all
     cmd = [sys.executable, "-m", "flows.cli", "bench", "run", "--sizes", "10MB", "--no-baselines", "--ab-pairs", "1", "--results", str(results)]
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=880)
@@ -40,14 +42,14 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     assert q["dup_recall"] >= TARGETS["dup_recall"]
     assert q["occurrences_unmatched"] == 0
     assert r["newsflow"]["batches"] < r["files"]  # batches, not one task per file
-    for step in ("load", "segment", "tag", "enrich", "write"):
+    for step in ("load", "segment", "tag", "rows", "enrich", "sign", "spill", "dedup", "write"):
         assert step in r["newsflow"]["step_seconds"]
     assert 0 < r["newsflow"]["peak_pss_bytes"] <= r["newsflow"]["peak_rss_bytes"]
     assert r["newsflow"]["cpu_seconds"]["api_server"] > 0  # the API server did work during the run
 
     # The A/B's plain side did the flow's work without Prefect: the same datasets, and the
     # same two phases to compare.
-    runs = REPO / "bench" / "runs" / Path(r["corpus"]).name
+    runs = DEFAULT_ROOT / "runs" / Path(r["corpus"]).name
     assert without_manifest(tree_digest(runs / "plain" / "data")) == without_manifest(tree_digest(runs / "newsflow" / "data"))
     medians = r["newsflow"]["ab_medians"]
     assert all(w > 0 and wo > 0 for w, wo in (medians["batch_phase"], medians["global_steps"]))
@@ -65,6 +67,6 @@ def test_pss_counts_shared_pages_once() -> None:
     import psutil
 
     rss = psutil.Process().memory_info().rss
-    pss = _pss(os.getpid())
-    assert 0 < pss <= rss * 1.01  # PSS never exceeds RSS (1 % for the pages touched in between)
-    assert _pss(2**22 + 7) == 0  # no such process: nothing, not an error
+    shared_once = pss(os.getpid())
+    assert 0 < shared_once <= rss * 1.01  # PSS never exceeds RSS (1 % for the pages touched in between)
+    assert pss(2**22 + 7) == 0  # no such process: nothing, not an error
