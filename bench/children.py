@@ -39,7 +39,6 @@ def _warm_up_prefect() -> float:
     return time.perf_counter() - t
 
 
-
 def _child_newsflow(seeds: Path, work: Path) -> dict:
     from flows.ingest import ingest
 
@@ -53,7 +52,14 @@ def _child_newsflow(seeds: Path, work: Path) -> dict:
     cpu = {k: v - cpu_before[k] for k, v in prefect_cpu_seconds().items()}
     t = summary.get("timeline", {})
     phases = ab_phases(t["batches_submitted"], t["batches_collected"], t["committed"]) if "committed" in t else {}
-    return {"seconds": seconds, "server_startup_seconds": startup, "summary": summary, "data_dir": str(data), "cpu_seconds": cpu, "phases": phases}
+    return {
+        "seconds": seconds,
+        "server_startup_seconds": startup,
+        "summary": summary,
+        "data_dir": str(data),
+        "cpu_seconds": cpu,
+        "phases": phases,
+    }
 
 
 def ab_phases(submitted: float, collected: float, committed: float) -> dict[str, float]:

@@ -22,7 +22,9 @@ import typer
 
 from bench import DEFAULT_ROOT
 
-bench_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Benchmark newsflow on generated corpora with ground truth.")
+bench_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Benchmark newsflow on generated corpora with ground truth."
+)
 
 
 @bench_app.command()
@@ -38,7 +40,8 @@ def generate(
     summary = write_corpus(out, CorpusParams(size_bytes=parse_size(size), seed=seed))
     c = summary["counts"]
     typer.echo(
-        f"{c['files']} files, {c['bytes'] / MB:.1f} MB, {c['spans']} spans, {c['near_dup_variants']} near-duplicate pairs, "
+        f"{c['files']} files, {c['bytes'] / MB:.1f} MB, {c['spans']} "
+        f"spans, {c['near_dup_variants']} near-duplicate pairs, "
         f"{c['related_reused']} reused related articles in {time.perf_counter() - t:.1f} s -> {out}"
     )
 
@@ -46,14 +49,33 @@ def generate(
 @bench_app.command("run")
 def run_bench(
     sizes: str = typer.Option("10MB,100MB", "--sizes", help="Comma-separated corpus sizes (MB = 2**20 bytes)."),
-    corpus_root: Path = typer.Option(DEFAULT_ROOT, "--corpus-root", help="Cache of corpora and runs (git-ignored .bench/)."),
-    seed: int = typer.Option(1, "--seed", help="Random seed of the generated corpora; the same seed gives the same bytes."),
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also run the naive baseline (10 MB only) and datatrove."),
-    datatrove: bool = typer.Option(True, "--datatrove/--no-datatrove", help="Include datatrove when baselines run (needs the bench extra)."),
-    results_file: Path | None = typer.Option(None, "--results", help="JSON results (default: <corpus-root>/results.json)."),
-    ab: bool = typer.Option(True, "--ab/--no-ab", help="Also run the same work without Prefect, to measure Prefect's overhead."),
-    naive: bool = typer.Option(True, "--naive/--no-naive", help="Include the naive baseline when baselines run (10 MB only)."),
-    ab_pairs: int = typer.Option(3, "--ab-pairs", min=1, help="A/B pairs per size (alternating which side runs first); the overhead is the difference of the medians."),
+    corpus_root: Path = typer.Option(
+        DEFAULT_ROOT, "--corpus-root", help="Cache of corpora and runs (git-ignored .bench/)."
+    ),
+    seed: int = typer.Option(
+        1, "--seed", help="Random seed of the generated corpora; the same seed gives the same bytes."
+    ),
+    baselines: bool = typer.Option(
+        True, "--baselines/--no-baselines", help="Also run the naive baseline (10 MB only) and datatrove."
+    ),
+    datatrove: bool = typer.Option(
+        True, "--datatrove/--no-datatrove", help="Include datatrove when baselines run (needs the bench extra)."
+    ),
+    results_file: Path | None = typer.Option(
+        None, "--results", help="JSON results (default: <corpus-root>/results.json)."
+    ),
+    ab: bool = typer.Option(
+        True, "--ab/--no-ab", help="Also run the same work without Prefect, to measure Prefect's overhead."
+    ),
+    naive: bool = typer.Option(
+        True, "--naive/--no-naive", help="Include the naive baseline when baselines run (10 MB only)."
+    ),
+    ab_pairs: int = typer.Option(
+        3,
+        "--ab-pairs",
+        min=1,
+        help="A/B pairs per size (alternating which side runs first); the overhead is the difference of the medians.",
+    ),
 ) -> None:
     """Generate missing corpora, run the ingest flow on each, print one table, write JSON."""
     from bench.corpus import parse_size
@@ -61,7 +83,9 @@ def run_bench(
     from bench.table import format_table
 
     results = [
-        bench_size(corpus_root, parse_size(s), seed, baselines, datatrove, ab, echo=typer.echo, naive=naive, ab_pairs=ab_pairs)
+        bench_size(
+            corpus_root, parse_size(s), seed, baselines, datatrove, ab, echo=typer.echo, naive=naive, ab_pairs=ab_pairs
+        )
         for s in sizes.split(",")
         if s.strip()
     ]
@@ -77,5 +101,3 @@ def run_bench(
     typer.echo("")
     typer.echo(format_table(results))
     typer.echo(f"\nresults: {path}")
-
-

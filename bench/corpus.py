@@ -48,7 +48,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-MATERIAL_FILE = Path(__file__).parent / "material.json"  # shipped: sentences, titles, tags and spans of the reference seeds
+MATERIAL_FILE = (
+    Path(__file__).parent / "material.json"
+)  # shipped: sentences, titles, tags and spans of the reference seeds
 TRUTH_DIR = "truth"
 PAGES_DIR = "seeds"
 DONE_FILE = "summary.json"
@@ -82,8 +84,20 @@ JAPANESE = (
 )
 # Words a near-duplicate variant swaps in (content words, so shingles really change).
 SWAP_WORDS = (
-    "regional", "municipal", "digital", "industrial", "innovative", "coordinated", "national",
-    "strategic", "sustainable", "modern", "local", "public", "economic", "technical",
+    "regional",
+    "municipal",
+    "digital",
+    "industrial",
+    "innovative",
+    "coordinated",
+    "national",
+    "strategic",
+    "sustainable",
+    "modern",
+    "local",
+    "public",
+    "economic",
+    "technical",
 )
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _CJK_LETTER = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff]")
@@ -171,7 +185,7 @@ def extract_material(pages: list[str]) -> Material:
                 if _CJK_LETTER.search(para) or not para.isascii() and any(ord(c) > 0x2FFF for c in para):
                     continue
                 for s in _SENT_SPLIT.split(" ".join(para.split())):
-                    if 40 <= len(s) <= 400 and s[-1] in ".?!\"”":
+                    if 40 <= len(s) <= 400 and s[-1] in '.?!"”':
                         sentences.setdefault(s, None)
     return Material(tuple(sentences), tuple(titles), tuple(tags), tuple(simplified))
 
@@ -269,7 +283,13 @@ class _TruthWriter:
 
 
 SPANS_SCHEMA = pa.schema(
-    [("source_file", pa.string()), ("char_start", pa.int64()), ("char_end", pa.int64()), ("lang", pa.string()), ("text", pa.string())]
+    [
+        ("source_file", pa.string()),
+        ("char_start", pa.int64()),
+        ("char_end", pa.int64()),
+        ("lang", pa.string()),
+        ("text", pa.string()),
+    ]
 )
 OCCURRENCES_SCHEMA = pa.schema(
     [
@@ -281,7 +301,9 @@ OCCURRENCES_SCHEMA = pa.schema(
         ("group", pa.int64()),
     ]
 )
-NEAR_PAIRS_SCHEMA = pa.schema([("source_file_a", pa.string()), ("source_file_b", pa.string()), ("jaccard", pa.float64())])
+NEAR_PAIRS_SCHEMA = pa.schema(
+    [("source_file_a", pa.string()), ("source_file_b", pa.string()), ("jaccard", pa.float64())]
+)
 
 
 class CorpusGenerator:
@@ -308,7 +330,9 @@ class CorpusGenerator:
     def _sentence(self, index: int | None = None) -> str:
         s = self.m.sentences[self.rng.randrange(len(self.m.sentences)) if index is None else index]
         # vary numbers so recombined text stays distinct at 1 GB ("2024" -> "2019", "95" -> "37")
-        return re.sub(r"\b\d{2,4}\b", lambda m: str(self.rng.randrange(10 ** (len(m.group()) - 1), 10 ** len(m.group()))), s)
+        return re.sub(
+            r"\b\d{2,4}\b", lambda m: str(self.rng.randrange(10 ** (len(m.group()) - 1), 10 ** len(m.group()))), s
+        )
 
     def _cjk(self, lang: str) -> str:
         rng = self.rng
@@ -342,7 +366,8 @@ class CorpusGenerator:
 
     def _date(self) -> str:
         rng = self.rng
-        return f"{rng.choice(_MONTHS)} {rng.randint(1, 28):02d}, {rng.randint(2019, 2024)} {rng.randint(0, 23):02d}:{rng.randint(0, 59):02d} PM"
+        day, year, hour, minute = rng.randint(1, 28), rng.randint(2019, 2024), rng.randint(0, 23), rng.randint(0, 59)
+        return f"{rng.choice(_MONTHS)} {day:02d}, {year} {hour:02d}:{minute:02d} PM"
 
     def _title(self) -> tuple[str, list[str]]:
         rng = self.rng

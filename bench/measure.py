@@ -21,7 +21,6 @@ from bench import DEFAULT_ROOT, REPO
 from bench.corpus import MB
 
 
-
 def corpus_files(seeds: Path) -> list[Path]:
     return sorted(p for p in seeds.rglob("*.txt") if p.is_file())
 
@@ -107,7 +106,6 @@ class RssSampler(threading.Thread):
         return self.peak
 
 
-
 def run_child(mode: str, seeds: Path, work: Path, timeout: float | None = None, python: str | None = None) -> dict:
     """Run `python -m bench.children <mode> seeds work result.json` and sample its RSS."""
     work.mkdir(parents=True, exist_ok=True)
@@ -146,7 +144,6 @@ def run_child(mode: str, seeds: Path, work: Path, timeout: float | None = None, 
     out["peak_pss_bytes"] = sampler.peak_pss
     out["process_seconds"] = time.perf_counter() - t
     return out
-
 
 
 def prefect_cpu_seconds() -> dict[str, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+
 def _pair_count(col: str):
     import polars as pl
 
@@ -65,7 +66,10 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
     )
     dups = read_dataset(data_dir, DUPLICATES, [C.article_id, C.duplicate_of])
     members = pl.concat(
-        [dups.select(C.duplicate_of, C.article_id), dups.select(C.duplicate_of, pl.col(C.duplicate_of).alias(C.article_id)).unique()]
+        [
+            dups.select(C.duplicate_of, C.article_id),
+            dups.select(C.duplicate_of, pl.col(C.duplicate_of).alias(C.article_id)).unique(),
+        ]
     )
     pred_near = (
         members.join(members, on=C.duplicate_of, suffix="_2")
@@ -114,15 +118,15 @@ def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
     """How many (x, y) article-id pairs have an exact word 5-shingle Jaccard >= threshold."""
     import polars as pl
 
-    from tasks.steps.minhash import jaccard, shingles
-    from tasks.steps.minhash import signature_texts
     from tasks.schema import ARTICLES, C
+    from tasks.steps.minhash import jaccard, shingles, signature_texts
     from tasks.storage.parquet import read_dataset
 
     if not pairs.height:
         return 0
     ids = set(pairs["x"].to_list()) | set(pairs["y"].to_list())
-    arts = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(pl.col(C.article_id).is_in(list(ids)))
+    arts = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(
+        pl.col(C.article_id).is_in(list(ids))
+    )
     sh = {i: shingles(t) for i, t in zip(arts[C.article_id].to_list(), signature_texts(arts), strict=True)}
     return sum(jaccard(sh[x], sh[y]) >= threshold for x, y in pairs.iter_rows())
-

@@ -69,8 +69,14 @@ def overhead_parts(call_seconds: float, summary: dict, n_workers: int) -> dict[s
 
 
 def _naive_row(nv: dict, n_bytes: int, n_files: int) -> dict:
-    return {"seconds": nv["seconds"], "mb_per_s": n_bytes / MB / nv["seconds"], "files_per_s": n_files / nv["seconds"],
-            "peak_rss_bytes": nv["peak_rss_bytes"], "pairs_compared": nv.get("pairs_compared"), "task_runs": nv.get("task_runs")}
+    return {
+        "seconds": nv["seconds"],
+        "mb_per_s": n_bytes / MB / nv["seconds"],
+        "files_per_s": n_files / nv["seconds"],
+        "peak_rss_bytes": nv["peak_rss_bytes"],
+        "pairs_compared": nv.get("pairs_compared"),
+        "task_runs": nv.get("task_runs"),
+    }
 
 
 def _ab_pairs(seeds: Path, work: Path, first: tuple[dict, dict], pairs: int, echo=print) -> list[tuple[dict, dict]]:
@@ -82,22 +88,38 @@ def _ab_pairs(seeds: Path, work: Path, first: tuple[dict, dict], pairs: int, ech
         order = ("plain", "newsflow") if i % 2 else ("newsflow", "plain")
         got = {mode: run_child(mode, seeds, work / "ab" / mode) for mode in order}
         runs.append((got["newsflow"], got["plain"]))
-        echo(f"  A/B pair {i + 1}: {got['newsflow']['seconds']:.1f} s with Prefect, {got['plain']['seconds']:.1f} s without")
+        echo(
+            f"  A/B pair {i + 1}: {got['newsflow']['seconds']:.1f} s "
+            f"with Prefect, {got['plain']['seconds']:.1f} s without"
+        )
     return runs
 
 
 def ab_medians(pairs: list[tuple[dict, dict]]) -> dict[str, tuple[float, float]]:
     """Median seconds with and without Prefect: of the whole run and of each phase."""
-    out = {"total": (statistics.median(a["seconds"] for a, _ in pairs), statistics.median(b["seconds"] for _, b in pairs))}
+    out = {
+        "total": (statistics.median(a["seconds"] for a, _ in pairs), statistics.median(b["seconds"] for _, b in pairs))
+    }
     for phase in ("batch_phase", "global_steps"):
-        with_, without = [a.get("phases", {}).get(phase) for a, _ in pairs], [b.get("phases", {}).get(phase) for _, b in pairs]
+        with_, without = (
+            [a.get("phases", {}).get(phase) for a, _ in pairs],
+            [b.get("phases", {}).get(phase) for _, b in pairs],
+        )
         if None not in with_ + without:
             out[phase] = (statistics.median(with_), statistics.median(without))
     return out
 
 
 def bench_size(
-    root: Path, size: int, seed: int, baselines: bool, datatrove: bool, ab: bool = True, echo=print, naive: bool = True, ab_pairs: int = 3
+    root: Path,
+    size: int,
+    seed: int,
+    baselines: bool,
+    datatrove: bool,
+    ab: bool = True,
+    echo=print,
+    naive: bool = True,
+    ab_pairs: int = 3,
 ) -> dict:
     corpus = ensure_corpus(root, size, seed, echo)
     seeds, truth = corpus / PAGES_DIR, corpus / TRUTH_DIR
@@ -159,7 +181,10 @@ def bench_size(
         (work / "naive" / "measured.json").write_text(json.dumps(nv))
         res["naive"] = _naive_row(nv, n_bytes, n_files)
     elif baselines and (work / "naive" / "measured.json").exists():  # --no-naive: reuse the last measurement
-        res["naive"] = {**_naive_row(json.loads((work / "naive" / "measured.json").read_text()), n_bytes, n_files), "cached": True}
+        res["naive"] = {
+            **_naive_row(json.loads((work / "naive" / "measured.json").read_text()), n_bytes, n_files),
+            "cached": True,
+        }
     if baselines and datatrove:
         try:
             python = datatrove_python(root, echo)
@@ -168,9 +193,12 @@ def bench_size(
         else:
             echo(f"[{res['size']}] datatrove (read, fastText LID, MinHash dedup, Parquet) ...")
             dt = run_child("datatrove", seeds, work / "datatrove", python=python)
-            res["datatrove"] = {"seconds": dt["seconds"], "mb_per_s": n_bytes / MB / dt["seconds"], "files_per_s": n_files / dt["seconds"],
-                                "peak_rss_bytes": dt["peak_rss_bytes"], "docs_kept": dt.get("docs_kept"), "version": dt.get("version")}
+            res["datatrove"] = {
+                "seconds": dt["seconds"],
+                "mb_per_s": n_bytes / MB / dt["seconds"],
+                "files_per_s": n_files / dt["seconds"],
+                "peak_rss_bytes": dt["peak_rss_bytes"],
+                "docs_kept": dt.get("docs_kept"),
+                "version": dt.get("version"),
+            }
     return res
-
-
-

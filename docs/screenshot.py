@@ -22,13 +22,26 @@ def screenshot(url: str, out: str, width: int = 1500, height: int = 1300, budget
     with tempfile.TemporaryDirectory() as profile:
         subprocess.run(
             [
-                browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", f"--window-size={width},{height}", "--hide-scrollbars",
+                browser,
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                "--hide-scrollbars",
                 "--run-all-compositor-stages-before-draw",
-                f"--virtual-time-budget={budget_ms}", f"--screenshot={out}", url,
+                f"--virtual-time-budget={budget_ms}",
+                f"--screenshot={out}",
+                url,
             ],
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
 

@@ -11,7 +11,12 @@ import sys
 import time
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 from flows.summary import ARTIFACT_FILE_ROWS, render_markdown
 from tasks.pipeline.batch import FileOutcome
@@ -30,7 +35,9 @@ class RunProgress:
         self.total = sum(plan.batch_sizes)
         self.done_bytes = self.done_batches = self.done_files = 0
         self.started = time.monotonic()
-        self.artifact = create_progress_artifact(0.0, key="ingest-progress", description="Share of this run's input bytes processed")
+        self.artifact = create_progress_artifact(
+            0.0, key="ingest-progress", description="Share of this run's input bytes processed"
+        )
         self.bar = _TerminalBar(self.total, n_files) if sys.stdout.isatty() and self.plan.tasks else None
 
     def task_done(self, task_no: int) -> None:
@@ -65,7 +72,14 @@ class _TerminalBar:
     """A rich progress bar on the terminal (bytes, files, rate, ETA)."""
 
     def __init__(self, total_bytes: int, n_files: int) -> None:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         self.progress = Progress(
             TextColumn("ingest"),
@@ -109,5 +123,9 @@ def publish_artifacts(summary: RunSummary) -> None:
     rows = file_table_rows(summary.outcomes)
     n = len(summary.outcomes)
     more = f" ({len(rows)} of {n}, quarantined first; every file is in data/files/)" if len(rows) < n else ""
-    create_table_artifact(key="ingest-files", table=rows, description=f"The input files of this run and what happened to each{more}")
-    create_markdown_artifact(key="ingest-summary", markdown=render_markdown(summary.as_dict()), description="newsflow run summary")
+    create_table_artifact(
+        key="ingest-files", table=rows, description=f"The input files of this run and what happened to each{more}"
+    )
+    create_markdown_artifact(
+        key="ingest-summary", markdown=render_markdown(summary.as_dict()), description="newsflow run summary"
+    )

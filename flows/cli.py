@@ -13,7 +13,11 @@ import typer
 
 from flows import defaults as d
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.",
+)
 
 MB = 1 << 20
 
@@ -28,7 +32,9 @@ def _version(show: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
     """Run `newsflow COMMAND --help` for a command's options."""
 
@@ -58,8 +64,16 @@ def run(
     data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
     glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
     full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
-    threshold: float = typer.Option(d.NEAR_DUPLICATE_THRESHOLD, "--near-duplicate-threshold", min=0.0, max=1.0, help=d.HELP["near_duplicate_threshold"]),
-    lock_wait: float = typer.Option(d.LOCK_WAIT_SECONDS, "--lock-wait", min=0.0, help=d.HELP["lock_wait_seconds"] + " In seconds."),
+    threshold: float = typer.Option(
+        d.NEAR_DUPLICATE_THRESHOLD,
+        "--near-duplicate-threshold",
+        min=0.0,
+        max=1.0,
+        help=d.HELP["near_duplicate_threshold"],
+    ),
+    lock_wait: float = typer.Option(
+        d.LOCK_WAIT_SECONDS, "--lock-wait", min=0.0, help=d.HELP["lock_wait_seconds"] + " In seconds."
+    ),
     workers: int = typer.Option(d.WORKERS, "--workers", min=0, help=d.HELP["workers"]),
     batch_mb: float = typer.Option(d.BATCH_BYTES / MB, "--batch-mb", min=0.001, help=d.HELP["batch_bytes"] + " In MB."),
     task_mb: float = typer.Option(d.TASK_BYTES / MB, "--task-mb", min=0.001, help=d.HELP["task_bytes"] + " In MB."),
@@ -110,7 +124,13 @@ def run(
 def backfill(
     glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
     full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
-    threshold: float = typer.Option(d.NEAR_DUPLICATE_THRESHOLD, "--near-duplicate-threshold", min=0.0, max=1.0, help=d.HELP["near_duplicate_threshold"]),
+    threshold: float = typer.Option(
+        d.NEAR_DUPLICATE_THRESHOLD,
+        "--near-duplicate-threshold",
+        min=0.0,
+        max=1.0,
+        help=d.HELP["near_duplicate_threshold"],
+    ),
     since: datetime | None = typer.Option(None, "--since", help=d.HELP["since"]),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run to end and print its final state."),
 ) -> None:
@@ -136,9 +156,15 @@ def backfill(
 def serve(
     seeds: Path = typer.Option(Path(d.SEEDS_DIR), "--seeds", help="Folder to watch: " + d.HELP["seeds_dir"]),
     data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
-    sweep_cron: str = typer.Option(d.SWEEP_CRON, "--sweep-cron", help=f"Cron schedule of ingest/sweep ({d.SWEEP_TIMEZONE} time)."),
-    sweep_interval: float = typer.Option(0.0, "--sweep-interval", min=0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."),
-    watch: bool = typer.Option(True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."),
+    sweep_cron: str = typer.Option(
+        d.SWEEP_CRON, "--sweep-cron", help=f"Cron schedule of ingest/sweep ({d.SWEEP_TIMEZONE} time)."
+    ),
+    sweep_interval: float = typer.Option(
+        0.0, "--sweep-interval", min=0.0, help="Seconds between sweeps instead of the cron (0 = use the cron)."
+    ),
+    watch: bool = typer.Option(
+        True, "--watch/--no-watch", help="Watch the seeds folder and emit events for ingest/on-file."
+    ),
 ) -> None:
     """Serve ingest/sweep, ingest/on-file and ingest/backfill from this process, and watch SEEDS.
 

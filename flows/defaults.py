@@ -29,7 +29,9 @@ TAGS = ("newsflow",)
 DEPLOYMENTS = {
     "sweep": "Scheduled catch-up: ingests every new or changed file of the seeds folder.",
     "on-file": "Run by the folder watcher's events: ingests just the files that landed.",
-    "backfill": "On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh.",
+    "backfill": (
+        "On demand from the UI: choose the files (glob, since), the near-duplicate threshold, or a full refresh."
+    ),
 }
 
 # What each parameter of the `ingest` flow means: the UI's run form and `newsflow run --help`.
@@ -41,7 +43,9 @@ HELP = {
     ),
     "glob": "Which files, relative to the seeds folder, e.g. `2024-*/*.txt`. Absolute paths and `..` are refused.",
     "full_refresh": "Rebuild every dataset from the files present now instead of adding new and changed files.",
-    "near_duplicate_threshold": "Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates.",
+    "near_duplicate_threshold": (
+        "Jaccard similarity of word 5-shingles (0 to 1) at or above which two articles are near-duplicates."
+    ),
     "since": "Only files modified at or after this time.",
     "files": "Only these files (paths relative to the seeds folder); the folder watcher sets this.",
     "batch_bytes": (
@@ -50,7 +54,9 @@ HELP = {
     ),
     "task_bytes": "Bytes of input per Prefect task run (its batches run in the process pool together).",
     "lock_wait_seconds": "How long to wait for another run to release the data folder before giving up.",
-    "workers": "Processes for batch work: 0 = one per core, 1 = no process pool (with runner=dask: LocalCluster workers).",
+    "workers": (
+        "Processes for batch work: 0 = one per core, 1 = no process pool (with runner=dask: LocalCluster workers)."
+    ),
     "runner": "Where batches run: `local` (this machine's cores) or `dask` (a Dask cluster through prefect-dask).",
     "dask_address": "Scheduler address of an existing Dask cluster, e.g. tcp://host:8786; empty = a LocalCluster.",
 }

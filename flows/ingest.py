@@ -28,8 +28,8 @@ from pydantic import Field
 from flows import defaults as d
 from flows.artifacts import RunProgress, publish_artifacts
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
+from tasks.errors import DataDirBusy, RunError, StorageFailed, storage_failed
 from tasks.pipeline.batch import BatchResult, KnownFile
-from tasks.errors import RunError, StorageFailed, storage_failed
 from tasks.pipeline.planning import WorkPlan, check_seeds_dir, plan_work, relative_to_seeds, select_files, validate_glob
 from tasks.pipeline.run import finish_run, known_files, known_for
 from tasks.pipeline.summary import RunSummary, batch_timeline
@@ -38,7 +38,6 @@ from tasks.storage.commit import discard_run, recover
 from tasks.storage.location import check_data_dir
 from tasks.storage.lock import data_dir_lock
 from tasks.storage.spill import spill_root
-from tasks.errors import DataDirBusy
 from tasks.storage.stores import ArrowDir, DataDirLike, LocalDir, open_data_dir
 
 
@@ -73,12 +72,16 @@ def ingest(
     data_dir: Annotated[str, Field(description=d.HELP["data_dir"])] = d.DATA_DIR,
     glob: Annotated[str, Field(description=d.HELP["glob"])] = d.GLOB,
     full_refresh: Annotated[bool, Field(description=d.HELP["full_refresh"])] = False,
-    near_duplicate_threshold: Annotated[float, Field(ge=0.0, le=1.0, description=d.HELP["near_duplicate_threshold"])] = d.NEAR_DUPLICATE_THRESHOLD,
+    near_duplicate_threshold: Annotated[
+        float, Field(ge=0.0, le=1.0, description=d.HELP["near_duplicate_threshold"])
+    ] = d.NEAR_DUPLICATE_THRESHOLD,
     since: Annotated[datetime | None, Field(description=d.HELP["since"])] = None,
     files: Annotated[list[str] | None, Field(description=d.HELP["files"])] = None,
     batch_bytes: Annotated[int, Field(ge=1, le=1 << 31, description=d.HELP["batch_bytes"])] = d.BATCH_BYTES,
     task_bytes: Annotated[int, Field(ge=1, le=1 << 40, description=d.HELP["task_bytes"])] = d.TASK_BYTES,
-    lock_wait_seconds: Annotated[float, Field(ge=0, le=86400, description=d.HELP["lock_wait_seconds"])] = d.LOCK_WAIT_SECONDS,
+    lock_wait_seconds: Annotated[
+        float, Field(ge=0, le=86400, description=d.HELP["lock_wait_seconds"])
+    ] = d.LOCK_WAIT_SECONDS,
     workers: Annotated[int, Field(ge=0, le=256, description=d.HELP["workers"])] = d.WORKERS,
     runner: Annotated[Literal["local", "dask"], Field(description=d.HELP["runner"])] = "local",
     dask_address: Annotated[str | None, Field(description=d.HELP["dask_address"])] = None,
@@ -93,7 +96,9 @@ def ingest(
             known = {} if full_refresh else known_files(data)
             plan, n_files = plan_batches(seeds, glob, files, since, batch_bytes, task_bytes, workers, runner)
             submitted_at = time.time()
-            results = process_batches(seeds, plan, n_files, known, spill_root(data, run_id), runner, dask_address, workers)
+            results = process_batches(
+                seeds, plan, n_files, known, spill_root(data, run_id), runner, dask_address, workers
+            )
             timeline = batch_timeline(results, started_at, submitted_at, time.time(), plan.workers)
             summary = deduplicate_and_commit(data.uri, quote(results), run_id, full_refresh, near_duplicate_threshold)
             timeline["committed"] = time.time() - started_at
@@ -109,7 +114,9 @@ def ingest(
 # ---------------------------------------------------------------------------- the steps
 
 
-def check_parameters(seeds_dir: str, data_dir: str, glob: str, files: list[str] | None, runner: str) -> tuple[Path, LocalDir | ArrowDir]:
+def check_parameters(
+    seeds_dir: str, data_dir: str, glob: str, files: list[str] | None, runner: str
+) -> tuple[Path, LocalDir | ArrowDir]:
     """Fail at once, naming the parameter, before touching anything; the folders to use."""
     seeds = Path(seeds_dir)
     validate_glob(glob)
@@ -163,7 +170,11 @@ def exclusive(data: DataDirLike, wait_seconds: float) -> Iterator[None]:
         except DataDirBusy:
             if not wait_seconds:
                 raise
-            get_run_logger().warning("another run is writing to %s; waiting up to %.0f s for it to finish", open_data_dir(data).uri, wait_seconds)
+            get_run_logger().warning(
+                "another run is writing to %s; waiting up to %.0f s for it to finish",
+                open_data_dir(data).uri,
+                wait_seconds,
+            )
             stack.enter_context(data_dir_lock(data, wait_seconds=wait_seconds))
         yield
 
@@ -177,20 +188,38 @@ def recover_storage(data: DataDirLike) -> list[str]:
 
 
 def plan_batches(
-    seeds: Path, glob: str, files: list[str] | None, since: datetime | None, batch_bytes: int, task_bytes: int, workers: int, runner: str
+    seeds: Path,
+    glob: str,
+    files: list[str] | None,
+    since: datetime | None,
+    batch_bytes: int,
+    task_bytes: int,
+    workers: int,
+    runner: str,
 ) -> tuple[WorkPlan, int]:
     """The files this run looks at, in batches, grouped into task runs; and how many files."""
     selected = select_files(seeds, glob, files, since)
     plan = plan_work(selected, batch_bytes, task_bytes, workers, distributed=runner == "dask")
     get_run_logger().info(
         "discovered %d files (%d bytes) in %s -> %d batches in %d tasks",
-        len(selected), sum(plan.batch_sizes), seeds, len(plan.batches), len(plan.tasks),
+        len(selected),
+        sum(plan.batch_sizes),
+        seeds,
+        len(plan.batches),
+        len(plan.tasks),
     )
     return plan, len(selected)
 
 
 def process_batches(
-    seeds: Path, plan: WorkPlan, n_files: int, known: dict[str, KnownFile], spill: Path, runner: str, dask_address: str | None, workers: int
+    seeds: Path,
+    plan: WorkPlan,
+    n_files: int,
+    known: dict[str, KnownFile],
+    spill: Path,
+    runner: str,
+    dask_address: str | None,
+    workers: int,
 ) -> list[BatchResult]:
     """Every batch of the plan: locally one task run per group of batches (their batches in
     the process pool), or on Dask in a subflow; results in batch order."""
@@ -203,7 +232,9 @@ def process_batches(
     def submit(task_no: int) -> PrefectFuture[list[BatchResult]]:
         batches = plan.files_of(task_no)
         own = known_for(known, [f for batch in batches for f in batch])
-        return process_batch_group.submit(str(seeds), quote(batches), plan.tasks[task_no], quote(own), str(spill.absolute()), plan.workers)
+        return process_batch_group.submit(
+            str(seeds), quote(batches), plan.tasks[task_no], quote(own), str(spill.absolute()), plan.workers
+        )
 
     progress = RunProgress(plan, n_files)
     try:
@@ -222,8 +253,15 @@ def log_summary(summary: RunSummary) -> None:
     logger.info(
         "ingest done: %d files (%d processed, %d unchanged, %d quarantined), %d new articles (%d in the dataset), "
         "%d new near-duplicate links (%d in the dataset), %d spans",
-        summary.files_seen, summary.files_processed, summary.files_unchanged, summary.files_quarantined,
-        summary.articles_new, summary.articles_total, summary.near_duplicates_new, summary.near_duplicates_total, summary.spans,
+        summary.files_seen,
+        summary.files_processed,
+        summary.files_unchanged,
+        summary.files_quarantined,
+        summary.articles_new,
+        summary.articles_total,
+        summary.near_duplicates_new,
+        summary.near_duplicates_total,
+        summary.spans,
     )
 
 
@@ -240,7 +278,12 @@ def _batch_group_name() -> str:
 
 @task(name="process-batches", task_run_name=_batch_group_name, retries=0, cache_policy=NO_CACHE)
 def process_batch_group(
-    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, KnownFile], spill_root: str, workers: int = 1
+    seeds_dir: str,
+    batches: list[list[str]],
+    batch_nos: list[int],
+    known: dict[str, KnownFile],
+    spill_root: str,
+    workers: int = 1,
 ) -> list[BatchResult] | State:
     """Consecutive batches of files, each through load -> segment -> tag -> rows -> enrich
     -> sign -> spill (tasks/pipeline/batch.py)."""
@@ -253,15 +296,29 @@ def process_batch_group(
     processed = sum(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes)
     unchanged = sum(o.status == STATUS_PROCESSED and o.unchanged for o in outcomes)
     quarantined = [o for o in outcomes if o.status == STATUS_QUARANTINED]
-    logger.info("%d batches, %d files: %d processed, %d unchanged, %d quarantined", len(batches), len(outcomes), processed, unchanged, len(quarantined))
+    logger.info(
+        "%d batches, %d files: %d processed, %d unchanged, %d quarantined",
+        len(batches),
+        len(outcomes),
+        processed,
+        unchanged,
+        len(quarantined),
+    )
     for o in quarantined:
-        logger.warning("quarantined%s: %s: %s", " (unchanged since an earlier run)" if o.unchanged else "", o.source_file, o.reason)
+        logger.warning(
+            "quarantined%s: %s: %s", " (unchanged since an earlier run)" if o.unchanged else "", o.source_file, o.reason
+        )
     return results
 
 
 @flow(name="ingest-batches", flow_run_name="ingest-batches-{n_batches}", log_prints=True)
 def process_batches_on_dask(
-    seeds_dir: str, batches: list[list[str]], tasks: list[list[int]], known: dict[str, KnownFile], spill_root: str, n_batches: int
+    seeds_dir: str,
+    batches: list[list[str]],
+    tasks: list[list[int]],
+    known: dict[str, KnownFile],
+    spill_root: str,
+    n_batches: int,
 ) -> list[BatchResult]:
     """The batch task runs on whatever task runner this subflow is given (a DaskTaskRunner),
     each task's batches one after another on its worker; results in batch order. Workers
@@ -299,4 +356,3 @@ def _failed_on_disk(exc: OSError, folder: str) -> State:
     if failed is None:
         raise exc
     return Failed(message=str(failed), data=failed)
-

@@ -38,7 +38,9 @@ def compute_pool(workers: int) -> ProcessPoolExecutor:
         if _POOL is None or _POOL_WORKERS != workers:
             if _POOL is not None:
                 _POOL.shutdown(cancel_futures=True)
-            _POOL = ProcessPoolExecutor(workers, multiprocessing.get_context("spawn"), initializer=prefer_returning_memory)
+            _POOL = ProcessPoolExecutor(
+                workers, multiprocessing.get_context("spawn"), initializer=prefer_returning_memory
+            )
             _POOL_WORKERS = workers
         return _POOL
 
@@ -53,14 +55,21 @@ def release_pool() -> None:
 
 
 def run_batches(
-    seeds_dir: str, batches: list[list[str]], batch_nos: list[int], known: dict[str, KnownFile], spill_root: str, workers: int
+    seeds_dir: str,
+    batches: list[list[str]],
+    batch_nos: list[int],
+    known: dict[str, KnownFile],
+    spill_root: str,
+    workers: int,
 ) -> list[BatchResult]:
     """Consecutive batches of files, results in batch order: each in a worker process of the
     pool (`workers` > 1, all of them queued at once), or one after another in this thread.
     If one fails, the queued ones are dropped and the running ones waited for before the
     error goes up: nothing may write to the run's spill after the run has given up."""
     seeds = Path(seeds_dir)
-    work = [(files, known_for(known, files), Spill(spill_root, no)) for files, no in zip(batches, batch_nos, strict=True)]
+    work = [
+        (files, known_for(known, files), Spill(spill_root, no)) for files, no in zip(batches, batch_nos, strict=True)
+    ]
     if workers <= 1:
         return [process_files_and_release(seeds, *args) for args in work]
     futures = [compute_pool(workers).submit(process_files_and_release, seeds, *args) for args in work]
@@ -116,7 +125,9 @@ def dask_task_runner(address: str | None, workers: int):
 
     if address:
         return DaskTaskRunner(address=address)
-    return DaskTaskRunner(cluster_kwargs={"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True})
+    return DaskTaskRunner(
+        cluster_kwargs={"n_workers": workers or os.cpu_count() or 1, "threads_per_worker": 1, "processes": True}
+    )
 
 
 def require_real_server_for_dask() -> None:

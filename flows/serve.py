@@ -34,14 +34,18 @@ def _one_at_a_time() -> ConcurrencyLimitConfig:
     return ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE)
 
 
-def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d.SWEEP_CRON, sweep_interval: float | None = None) -> list:
+def build_deployments(
+    seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d.SWEEP_CRON, sweep_interval: float | None = None
+) -> list:
     base = {
         "seeds_dir": str(seeds_dir.resolve()),
         # a filesystem URI (s3://...) as given; a local folder made absolute for the runs
         "data_dir": str(data_dir) if is_uri(str(data_dir)) else str(Path(data_dir).resolve()),
         "lock_wait_seconds": d.SERVED_LOCK_WAIT_SECONDS,
     }
-    schedule = Interval(timedelta(seconds=sweep_interval)) if sweep_interval else Cron(sweep_cron, timezone=d.SWEEP_TIMEZONE)
+    schedule = (
+        Interval(timedelta(seconds=sweep_interval)) if sweep_interval else Cron(sweep_cron, timezone=d.SWEEP_TIMEZONE)
+    )
 
     def deployment(name: str, **how):
         return ingest.to_deployment(
@@ -69,7 +73,13 @@ def build_deployments(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d
     return [sweep, on_file, backfill]
 
 
-def serve_all(seeds_dir: Path, data_dir: Path | str, sweep_cron: str = d.SWEEP_CRON, sweep_interval: float | None = None, watch: bool = True) -> None:
+def serve_all(
+    seeds_dir: Path,
+    data_dir: Path | str,
+    sweep_cron: str = d.SWEEP_CRON,
+    sweep_interval: float | None = None,
+    watch: bool = True,
+) -> None:
     """Blocks: serves the three deployments and (by default) watches the seeds folder."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
     deployments = build_deployments(seeds_dir, data_dir, sweep_cron, sweep_interval)

@@ -78,7 +78,10 @@ def use_local_server(echo: Callable[[str], None] = print) -> Api:
         return Api(given)
     api = local_api()
     if not answers(api):
-        echo(f"starting the local Prefect server for run history at {api.ui} (once; it keeps running: `newsflow server stop`)")
+        echo(
+            "starting the local Prefect server for run history at "
+            f"{api.ui} (once; it keeps running: `newsflow server stop`)"
+        )
         start_local_server(api)
     os.environ["PREFECT_API_URL"] = api.url
     return api
@@ -98,8 +101,20 @@ def start_local_server(api: Api) -> None:
         env.pop("PREFECT_API_URL", None)
         with open(log, "ab") as out:
             proc = subprocess.Popen(
-                [str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", HOST, "--port", str(PORT)],
-                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                [
+                    str(Path(sys.executable).with_name("prefect")),
+                    "server",
+                    "start",
+                    "--host",
+                    HOST,
+                    "--port",
+                    str(PORT),
+                ],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         (folder / "server.pid").write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -129,7 +144,9 @@ def stop_local_server() -> bool:
     return True
 
 
-server_app = typer.Typer(add_completion=False, no_args_is_help=True, help="The local Prefect server that records the runs (UI on 127.0.0.1).")
+server_app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="The local Prefect server that records the runs (UI on 127.0.0.1)."
+)
 
 
 @server_app.command("start")
@@ -161,7 +178,10 @@ def trigger_backfill(parameters: dict, wait: bool, echo: Callable[[str], None] =
     configure_prefect_environment()
     api = Api(os.environ["PREFECT_API_URL"]) if os.environ.get("PREFECT_API_URL") else local_api()
     if not answers(api):
-        echo(f"newsflow: no Prefect server answers at {api.url}: start the served deployments with `make serve` (or set PREFECT_API_URL)")
+        echo(
+            f"newsflow: no Prefect server answers at {api.url}: start the "
+            "served deployments with `make serve` (or set PREFECT_API_URL)"
+        )
         return 2
     os.environ["PREFECT_API_URL"] = api.url
     from prefect.deployments import run_deployment
@@ -170,7 +190,10 @@ def trigger_backfill(parameters: dict, wait: bool, echo: Callable[[str], None] =
     try:
         run = run_deployment("ingest/backfill", parameters=parameters, timeout=0, tags=["newsflow", "backfill", "cli"])
     except ObjectNotFound:
-        echo(f"newsflow: the server at {api.url} has no ingest/backfill deployment: start it with `make serve` (or `newsflow serve`)")
+        echo(
+            f"newsflow: the server at {api.url} has no ingest/backfill "
+            "deployment: start it with `make serve` (or `newsflow serve`)"
+        )
         return 2
     echo(f"backfill run {run.name}: {api.run_url(str(run.id))}")
     if not wait:

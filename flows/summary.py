@@ -23,7 +23,11 @@ def summary_sections(s: dict) -> list[Section]:
         ("  processed", s["files_processed"]),
         ("  unchanged (skipped)", s["files_unchanged"]),
         ("  quarantined", s["files_quarantined"]),
-        *([("    unchanged since an earlier run", s["files_quarantined_before"])] if s["files_quarantined_before"] else []),
+        *(
+            [("    unchanged since an earlier run", s["files_quarantined_before"])]
+            if s["files_quarantined_before"]
+            else []
+        ),
         ("article occurrences", s["occurrences"]),
         ("unique articles", s["articles_in_run"]),
         ("  new", s["articles_new"]),
@@ -34,7 +38,10 @@ def summary_sections(s: dict) -> list[Section]:
     this_run += [(f"  {lang}", n) for lang, n in s["spans_by_lang"].items()]
     sections: list[Section] = [
         ("This run", this_run),
-        ("Datasets after the run", [("articles", s["articles_total"]), ("near-duplicate links", s["near_duplicates_total"])]),
+        (
+            "Datasets after the run",
+            [("articles", s["articles_total"]), ("near-duplicate links", s["near_duplicates_total"])],
+        ),
     ]
     if s["quarantined"]:
         shown = list(itertools.islice(s["quarantined"].items(), ARTIFACT_FILE_ROWS))
@@ -54,7 +61,9 @@ def render_text(s: dict) -> str:
         out += ["", title]
         width = max(len(label) for label, _ in rows)
         for label, value in rows:
-            out.append(f"  {label:<{width}}  {value:>7}" if isinstance(value, int) else f"  {label}: {value}".rstrip(": "))
+            out.append(
+                f"  {label:<{width}}  {value:>7}" if isinstance(value, int) else f"  {label}: {value}".rstrip(": ")
+            )
     return "\n".join(out)
 
 
@@ -71,8 +80,10 @@ def render_markdown(s: dict) -> str:
             "## Where the time went (seconds from the flow's start)",
             "",
             (
-                f"Batches handed out at {t['batches_submitted']:.1f}; the first began at {t['first_batch_started']:.1f} "
-                f"(worker start-up), the last ended at {t['last_batch_ended']:.1f}; workers busy {t['worker_busy']:.1f} s, "
+                f"Batches handed out at {t['batches_submitted']:.1f}; "
+                f"the first began at {t['first_batch_started']:.1f} "
+                f"(worker start-up), the last ended at {t['last_batch_ended']:.1f}; "
+                f"workers busy {t['worker_busy']:.1f} s, "
                 f"idle {t['worker_idle']:.1f} s between; committed at {t['committed']:.1f}."
             ),
         ]

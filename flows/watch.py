@@ -93,7 +93,9 @@ def wait_until_stable(paths: Iterable[Path], settle_seconds: float = 0.5, timeou
         before = after
 
 
-def events_for(changes: set[tuple[Change, str]], root: Path, known: set[str], max_files: int = MAX_FILES_PER_EVENT) -> tuple[list[SeedEvent], list[Path]]:
+def events_for(
+    changes: set[tuple[Change, str]], root: Path, known: set[str], max_files: int = MAX_FILES_PER_EVENT
+) -> tuple[list[SeedEvent], list[Path]]:
     """Group one debounced burst into events; returns (events, files to check for stability)."""
     paths = sorted({Path(p) for _, p in changes})
     stable = wait_until_stable(paths)
@@ -130,7 +132,9 @@ def emit_prefect_event(event: SeedEvent) -> None:
     emit_event(event=event.event, resource=event.resource(), payload=event.payload())
 
 
-def start_watcher(seeds_dir: Path, emit: Callable[[SeedEvent], None] = emit_prefect_event) -> tuple[threading.Thread, threading.Event]:
+def start_watcher(
+    seeds_dir: Path, emit: Callable[[SeedEvent], None] = emit_prefect_event
+) -> tuple[threading.Thread, threading.Event]:
     stop = threading.Event()
     thread = threading.Thread(target=watch_seeds, args=(seeds_dir, emit, stop), name="newsflow-watcher", daemon=True)
     thread.start()

@@ -36,8 +36,13 @@ class StorageFailed(RunError):
 
 
 # Errors of the disk, not of newsflow: a full or read-only device, missing permission.
-STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EDQUOT: "disk quota exceeded", errno.EROFS: "read-only file system",
-                  errno.EACCES: "permission denied", errno.EPERM: "operation not permitted"}
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 
 
 def storage_failed(exc: OSError, folder: str | Path) -> StorageFailed | None:

@@ -12,7 +12,6 @@ import pytest
 from flows.settings import configure_prefect_environment
 from tests.paths import SEEDS, SHARED
 
-
 configure_prefect_environment()
 
 
@@ -64,7 +63,10 @@ def memory_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 def tree_digest(data: Path) -> dict[str, str]:
     """sha256 of every Parquet file under `data`, by relative path: datasets compared byte for byte."""
-    return {p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.rglob("*.parquet"))}
+    return {
+        p.relative_to(data).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(data.rglob("*.parquet"))
+    }
 
 
 def without_manifest(digest: dict[str, str]) -> dict[str, str]:

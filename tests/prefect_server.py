@@ -61,7 +61,10 @@ def prefect_server(home: Path, log: Path, database_url: str | None = None) -> It
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [str(VENV_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     api = f"http://127.0.0.1:{port}/api"
     try:
@@ -75,7 +78,11 @@ def prefect_server(home: Path, log: Path, database_url: str | None = None) -> It
 def newsflow_serve(env: dict[str, str], args: list[str], log: Path) -> Iterator[subprocess.Popen]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(VENV_BIN / "newsflow"), "serve", *args], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [str(VENV_BIN / "newsflow"), "serve", *args],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield proc
@@ -104,15 +111,39 @@ def postgres_database() -> Iterator[str]:
         os.chmod(root, 0o755)
         as_postgres = ["runuser", "-u", "postgres", "--"]
     port = free_port()
-    subprocess.run(as_postgres + [str(bindir / "initdb"), "-D", str(pgdata), "-U", "prefect", "--auth=trust"], check=True, capture_output=True)
     subprocess.run(
-        as_postgres + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(root / "postgres.log"), "-w",
-                       "-o", f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1", "start"],
-        check=True, capture_output=True, timeout=120,
+        as_postgres + [str(bindir / "initdb"), "-D", str(pgdata), "-U", "prefect", "--auth=trust"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        as_postgres
+        + [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(pgdata),
+            "-l",
+            str(root / "postgres.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     try:
-        subprocess.run(as_postgres + [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"], check=True, capture_output=True)
+        subprocess.run(
+            as_postgres + [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "prefect", "prefect"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+asyncpg://prefect@127.0.0.1:{port}/prefect"
     finally:
-        subprocess.run(as_postgres + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"], capture_output=True, timeout=60)
+        subprocess.run(
+            as_postgres + [str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "stop"],
+            capture_output=True,
+            timeout=60,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.paths import REPO
 from flows.ingest import ingest
 from tasks.schema import PUBLIC_DATASETS
+from tests.paths import REPO
 
 README = REPO / "README.md"
 

@@ -117,7 +117,9 @@ def process_files(seeds_dir: Path, source_files: list[str], known: dict[str, Kno
     return BatchResult(outcomes, stats, keys, n_occurrences, spans_by_lang)
 
 
-def _add_file(seeds_dir: Path, source_file: str, known: KnownFile | None, rows: BatchRows, stats: StepStats) -> FileOutcome:
+def _add_file(
+    seeds_dir: Path, source_file: str, known: KnownFile | None, rows: BatchRows, stats: StepStats
+) -> FileOutcome:
     """One file through load -> segment -> tag -> rows; its outcome."""
     data: bytes | None = None
     sha: str | None = None  # hashed once, right after the read: a quarantined file keeps it
@@ -133,14 +135,20 @@ def _add_file(seeds_dir: Path, source_file: str, known: KnownFile | None, rows: 
         with stats.track_time("segment"):
             articles = segment_page(loaded.text)
         if not articles:
-            raise QuarantineError(source_file, "no article found: the page has no title line and no related-articles block")
+            raise QuarantineError(
+                source_file, "no article found: the page has no title line and no related-articles block"
+            )
         with stats.track_time("tag"):
             tags = tag_page(loaded.text, articles)
         with stats.track_time("rows"):
             rows.add_page(loaded, articles, tags)
-        return FileOutcome(source_file, STATUS_PROCESSED, loaded.sha256, loaded.n_bytes, loaded.encoding, None, len(articles))
+        return FileOutcome(
+            source_file, STATUS_PROCESSED, loaded.sha256, loaded.n_bytes, loaded.encoding, None, len(articles)
+        )
     except QuarantineError as exc:
-        return FileOutcome(source_file, STATUS_QUARANTINED, sha, len(data) if data is not None else None, None, exc.reason)
+        return FileOutcome(
+            source_file, STATUS_QUARANTINED, sha, len(data) if data is not None else None, None, exc.reason
+        )
 
 
 def _spill_articles(root: Path, batch_no: int, articles: pl.DataFrame, signatures: pl.DataFrame) -> pl.DataFrame:
@@ -154,7 +162,9 @@ def _spill_articles(root: Path, batch_no: int, articles: pl.DataFrame, signature
     return articles.select(C.article_id, C.kind, C.batch, C.row)
 
 
-def process_files_and_release(seeds_dir: Path, source_files: list[str], known: dict[str, KnownFile], spill: Spill) -> BatchResult:
+def process_files_and_release(
+    seeds_dir: Path, source_files: list[str], known: dict[str, KnownFile], spill: Spill
+) -> BatchResult:
     """`process_files`, then hand the batch's freed heap back to the OS: the process (a pool
     worker, a Dask worker) goes on to other batches, and memory it keeps between batches
     adds to the run's peak (~370 -> ~300 MB a worker after an 8 MB batch)."""

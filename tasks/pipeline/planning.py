@@ -70,7 +70,9 @@ def check_seeds_dir(seeds_dir: Path) -> None:
     if not seeds_dir.exists():
         raise BadParameter(f"seeds folder {str(seeds_dir)!r} does not exist: pass the folder that holds the .txt pages")
     if not seeds_dir.is_dir():
-        raise BadParameter(f"seeds folder {str(seeds_dir)!r} is a file, not a folder: pass the folder that holds the .txt pages")
+        raise BadParameter(
+            f"seeds folder {str(seeds_dir)!r} is a file, not a folder: pass the folder that holds the .txt pages"
+        )
     if not os.access(seeds_dir, os.R_OK | os.X_OK):
         raise BadParameter(f"seeds folder {str(seeds_dir)!r} cannot be read by this user: fix its permissions")
 
@@ -162,9 +164,13 @@ def equal_groups(sizes: list[int], limit: int, cores: int = 1, at_least: int = 1
     return packed if len(packed) >= at_least else [[i] for i in range(len(sizes))]
 
 
-def plan_batches(files: list[DiscoveredFile], batch_bytes: int, cores: int = 1, at_least: int = 1) -> list[list[DiscoveredFile]]:
+def plan_batches(
+    files: list[DiscoveredFile], batch_bytes: int, cores: int = 1, at_least: int = 1
+) -> list[list[DiscoveredFile]]:
     """Consecutive files in batches of about equal bytes (`equal_groups`)."""
-    return [[files[i] for i in group] for group in equal_groups([f.n_bytes for f in files], batch_bytes, cores, at_least)]
+    return [
+        [files[i] for i in group] for group in equal_groups([f.n_bytes for f in files], batch_bytes, cores, at_least)
+    ]
 
 
 # A batch below this is mostly per-batch cost (a worker call, spill files).
@@ -189,7 +195,9 @@ class WorkPlan:
         return sum(self.batch_sizes[b] for b in self.tasks[task_no])
 
 
-def plan_work(files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, workers: int = 0, distributed: bool = False) -> WorkPlan:
+def plan_work(
+    files: list[DiscoveredFile], batch_bytes: int, task_bytes: int, workers: int = 0, distributed: bool = False
+) -> WorkPlan:
     """Batches of at most `batch_bytes`, grouped into task runs of at most `task_bytes`.
 
     Locally the batches of every task share one process pool, so task runs can be few, and

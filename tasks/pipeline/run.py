@@ -69,7 +69,6 @@ def manifest_rows(outcomes: list[FileOutcome], run_id: str, now: datetime) -> pl
     return pl.from_arrow(pa.Table.from_pylist(records, schema=FILES.schema))  # type: ignore[return-value]
 
 
-
 _TEXT = "_text"  # internal column: an article's title and body, see signature_text_expr
 
 
@@ -113,7 +112,8 @@ class RunRows:
     def signatures(self, keep: pl.DataFrame | None = None) -> pl.DataFrame:
         chosen = (self.winners if keep is None else keep).lazy()
         return (
-            SpilledRows(self.root, MINHASH_INDEX).scan()
+            SpilledRows(self.root, MINHASH_INDEX)
+            .scan()
             .join(chosen, on=[C.article_id, C.batch], how="semi")
             .select([f.name for f in MINHASH_INDEX.schema])
             .collect()
@@ -151,12 +151,13 @@ def texts_loader(data_dir: DataDirLike, rows: RunRows) -> Callable[[list[str]], 
         found = dict(zip(fresh.get_column(C.article_id).to_list(), texts, strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
-            old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(pl.col(C.article_id).is_in(missing))
+            old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(
+                pl.col(C.article_id).is_in(missing)
+            )
             found.update(zip(old.get_column(C.article_id).to_list(), signature_texts(old), strict=True))
         return found
 
     return load
-
 
 
 @dataclass
@@ -205,7 +206,11 @@ def match_exact(data: DataDirLike, rows: RunRows, replaced_files: list[str], ful
         new_signatures = pl.concat([new_signatures, resigned])
     # The index persists under data/_index: a file arriving next month meets everything before it.
     # (every signature is 0.5 KB: at 1 GB of input the index is ~165 MB, so no needless copies)
-    index = pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures]) if old_index.height else new_signatures
+    index = (
+        pl.concat([old_index.filter(~pl.col(C.article_id).is_in(orphaned)), new_signatures])
+        if old_index.height
+        else new_signatures
+    )
     total = len(existing_ids - set(orphaned)) + new_ids.height
     return ExactMatch(rows.articles(new_ids), new_ids.height, new_signatures, orphaned, total, index, resigned.height)
 
@@ -299,7 +304,9 @@ def deduplicate_stage_and_commit(
             exact.index = exact.index.clear()  # the run's largest frame, not needed past the search
             return_freed_memory()
         try:
-            plan = (staged if staged is not None else stager.submit(stage_beside_search)).result()  # a failed stage raises here
+            plan = (
+                staged if staged is not None else stager.submit(stage_beside_search)
+            ).result()  # a failed stage raises here
         except BaseException:
             stop.set()  # interrupted (Ctrl-C): stage no further dataset before the `with` joins the thread
             raise
@@ -323,7 +330,9 @@ def _same_links(links: pl.DataFrame, stored: pl.DataFrame | None) -> bool:
     return links.select(columns).sort(key).equals(stored.select(columns).sort(key))
 
 
-def finish_run(data_dir: DataDirLike, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float) -> RunSummary:
+def finish_run(
+    data_dir: DataDirLike, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float
+) -> RunSummary:
     """The global steps, once per run: deduplicate against data/, stage, then the atomic
     commit; the run's summary (its step stats include the batches')."""
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -340,7 +349,11 @@ def finish_run(data_dir: DataDirLike, results: list[BatchResult], run_id: str, f
         data, run_id, rows, manifest, replaced_files, full_refresh, threshold, stats, links_before
     )
     pair = [C.article_id, C.duplicate_of]
-    new_links = duplicates.select(pair).join(links_before.select(pair), on=pair, how="anti") if links_before is not None else duplicates
+    new_links = (
+        duplicates.select(pair).join(links_before.select(pair), on=pair, how="anti")
+        if links_before is not None
+        else duplicates
+    )
     return RunSummary(
         run_id=run_id,
         files_seen=len(outcomes),
@@ -372,7 +385,11 @@ def known_files(data: DataDirLike) -> dict[str, KnownFile]:
     """What the manifest holds of every file it has a sha256 for: (sha256, the reason it was
     quarantined, or None when it was processed)."""
     manifest = read_dataset(data, FILES, [C.source_file, C.source_sha256, C.status, C.reason])
-    return {f: (sha, reason if status == STATUS_QUARANTINED else None) for f, sha, status, reason in manifest.iter_rows() if sha is not None}
+    return {
+        f: (sha, reason if status == STATUS_QUARANTINED else None)
+        for f, sha, status, reason in manifest.iter_rows()
+        if sha is not None
+    }
 
 
 def known_for(known: dict[str, KnownFile], files: list[str]) -> dict[str, KnownFile]:

@@ -54,7 +54,9 @@ class RunSummary:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "outcomes"}
 
 
-def batch_timeline(results: list[BatchResult], started: float, submitted: float, collected: float, workers: int) -> dict[str, float]:
+def batch_timeline(
+    results: list[BatchResult], started: float, submitted: float, collected: float, workers: int
+) -> dict[str, float]:
     """The batch phase in seconds from the flow's start (`time.time()` stamps): when the
     batches were handed out, when the first began and the last ended in a worker, when the
     flow had them all, and how long the workers sat idle between the first start and the

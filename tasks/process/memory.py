@@ -54,7 +54,10 @@ def allocator_settings() -> dict[str, str]:
     backend of pyarrow's default pool."""
     import pyarrow as pa
 
-    return {"_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", ""), "arrow_pool": pa.default_memory_pool().backend_name}
+    return {
+        "_RJEM_MALLOC_CONF": os.environ.get("_RJEM_MALLOC_CONF", ""),
+        "arrow_pool": pa.default_memory_pool().backend_name,
+    }
 
 
 def _libc_malloc_trim():

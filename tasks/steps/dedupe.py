@@ -24,6 +24,7 @@ _U64 = np.uint64
 
 # ---------------------------------------------------------------------------- exact
 
+
 def one_per_article(rows: pl.DataFrame, order: list[str]) -> pl.DataFrame:
     """One row per article_id (exact duplicates collapse): a `main` occurrence wins over a
     `related` one (it carries the date), then the first in `order`. The rule for a batch's
@@ -32,6 +33,7 @@ def one_per_article(rows: pl.DataFrame, order: list[str]) -> pl.DataFrame:
 
 
 # ---------------------------------------------------------------------------- LSH
+
 
 def _signature_matrix(signatures: pl.Series, num_perm: int) -> np.ndarray:
     """(n, num_perm) uint32 view of a signature column (MINHASH_INDEX: a fixed-size array,
@@ -124,12 +126,16 @@ def lsh_candidate_pairs(index: pl.DataFrame, threshold: float, num_perm: int = S
     ids = idx[C.article_id]
     return (
         pl.DataFrame({C.article_id: ids.gather(pairs["row"]), other: ids.gather(pairs["other"])})
-        .select(pl.min_horizontal(C.article_id, other).alias(C.article_id), pl.max_horizontal(C.article_id, other).alias(other))
+        .select(
+            pl.min_horizontal(C.article_id, other).alias(C.article_id),
+            pl.max_horizontal(C.article_id, other).alias(other),
+        )
         .sort(C.article_id, other)
     )
 
 
 # ---------------------------------------------------------------------------- clusters
+
 
 def _clusters_around_canonicals(edges: Iterable[tuple[str, str]], canonical_order: Sequence[str]) -> dict[str, str]:
     """member -> canonical. Walk the linked articles in canonical order (earliest first): an
@@ -152,14 +158,13 @@ def _clusters_around_canonicals(edges: Iterable[tuple[str, str]], canonical_orde
     return {m: c for m, c in canonical_of.items() if m != c}
 
 
-
 _DUP_SCHEMA = pl.from_arrow(DUPLICATES.schema.empty_table()).schema
 
 
 VERIFY_CHUNK = 16_384  # candidate texts loaded at once (~50 MB of text)
 
 
-def _candidateshingle_sets(
+def _candidate_shingle_sets(
     needed: list[str], texts: Mapping[str, str] | Callable[[list[str]], Mapping[str, str]]
 ) -> dict[str, np.ndarray]:
     """article_id -> sorted shingle hashes, loading `needed` texts one chunk at a time."""
@@ -197,9 +202,9 @@ def find_near_duplicates(
     if cands.height == 0:
         return pl.DataFrame(schema=_DUP_SCHEMA)
     a_ids, b_ids = cands.to_series(0).to_list(), cands.to_series(1).to_list()
-    sh = _candidateshingle_sets(sorted(set(a_ids) | set(b_ids)), texts)
+    sh = _candidate_shingle_sets(sorted(set(a_ids) | set(b_ids)), texts)
 
-    edges = [(u, v) for u, v in zip(a_ids, b_ids) if jaccard_hashed(sh[u], sh[v]) >= threshold]
+    edges = [(u, v) for u, v in zip(a_ids, b_ids, strict=True) if jaccard_hashed(sh[u], sh[v]) >= threshold]
     if not edges:
         return pl.DataFrame(schema=_DUP_SCHEMA)
     linked = pl.DataFrame({C.article_id: sorted({x for e in edges for x in e})})
@@ -226,7 +231,7 @@ def find_near_duplicates(
         pl.lit(METHOD_MINHASH).alias(C.method),
         pl.Series(
             C.similarity,
-            [jaccard_hashed(sh[m], sh[c]) for m, c in zip(members[C.article_id], members[C.duplicate_of])],
+            [jaccard_hashed(sh[m], sh[c]) for m, c in zip(members[C.article_id], members[C.duplicate_of], strict=True)],
             dtype=pl.Float64,
         ),
     )

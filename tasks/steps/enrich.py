@@ -125,7 +125,9 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         .drop("_row", _TEXT)
     )
     lists = [C.tags, C.people, C.places, C.organizations, C.keywords]
-    out = out.with_columns(pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String))) for c in lists).select(list(_ARTICLES_SCHEMA))
+    out = out.with_columns(pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String))) for c in lists).select(
+        list(_ARTICLES_SCHEMA)
+    )
     return pl.from_arrow(out.to_arrow().cast(ARTICLES.schema))  # type: ignore[return-value]
 
 
@@ -133,6 +135,8 @@ def enrich_spans(spans: pl.DataFrame) -> pl.DataFrame:
     """A batch's spans (tasks/steps/rows.py::SPAN_ROWS_SCHEMA) -> rows of the spans dataset
     (schema.SPANS): each distinct span text is enriched once."""
     texts = spans.get_column(C.text).unique(maintain_order=True)
-    pinyin = pl.DataFrame({C.text: texts, C.pinyin: [span_pinyin(t) for t in texts]}, schema={C.text: pl.String, C.pinyin: pl.String})
+    pinyin = pl.DataFrame(
+        {C.text: texts, C.pinyin: [span_pinyin(t) for t in texts]}, schema={C.text: pl.String, C.pinyin: pl.String}
+    )
     out = spans.join(pinyin, on=C.text, how="left", maintain_order="left").select([f.name for f in SPANS.schema])
     return pl.from_arrow(out.to_arrow().cast(SPANS.schema))  # type: ignore[return-value]

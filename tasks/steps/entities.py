@@ -132,9 +132,13 @@ def lexicon() -> _Lexicon:
             and p.lower() not in stop
         }
     )
-    suffixes = "New Area|Autonomous Prefecture|Autonomous County|County|District|Province|City|Municipality|Prefecture|Township|Town|Village"
+    suffixes = (
+        "New Area|Autonomous Prefecture|Autonomous County|County|District|Province|City|Municipality|Prefecture"
+        "|Township|Town|Village"
+    )
     # Web domains ("Xinmin.com") and person names are matched too, only to be dropped later.
-    place = rf"{_B}[\w-]+\.(?:com|cn|net|org|gov){_B}|{_B}(?:{pinyin_word} (?:{suffixes})|{_alternation(places)}){_B}|{person}"
+    domain = rf"{_B}[\w-]+\.(?:com|cn|net|org|gov){_B}"
+    place = rf"{domain}|{_B}(?:{pinyin_word} (?:{suffixes})|{_alternation(places)}){_B}|{person}"
 
     heads = _lines("org_heads.txt")
     head = "|".join(re.escape(h) + (_B if h[-1].isalnum() else "") for h in sorted(heads, key=lambda h: (-len(h), h)))
@@ -233,4 +237,3 @@ def find_organizations(text: str) -> list[str]:
     headline verbs, titles) and between "<...Head> and <...Head>"; leading function words
     ("The") are stripped; each part needs >= 2 words and a head noun. First-appearance order."""
     return _entities([text], organizations_expr)[0]
-

@@ -18,7 +18,6 @@ _INLINE_WS = re.compile(r"[^\S\n]{2,}|[^\S \n]")
 _BLANK_LINES = re.compile(r"\n{2,}")
 
 
-
 def normalize_text(text: str) -> str:
     """NFC; CRLF/CR/U+2028 -> LF; every other unicode space run -> one ' '; lines stripped;
     paragraphs (runs of non-blank lines) separated by exactly one blank line."""
@@ -36,7 +35,10 @@ def normalize_text(text: str) -> str:
     # can only match where there is a double space or a blank other than " " (\t, NBSP...),
     # and every such blank is unprintable: str.isprintable (C speed) clears most lines
     # without a regex scan (measured on 13 MB of titles and bodies: 0.25 -> 0.16 s).
-    text = "\n".join((_INLINE_WS.sub(" ", line) if "  " in line or not line.isprintable() else line).strip() for line in text.split("\n"))
+    text = "\n".join(
+        (_INLINE_WS.sub(" ", line) if "  " in line or not line.isprintable() else line).strip()
+        for line in text.split("\n")
+    )
     if "\n\n\n" in text:  # otherwise no run of 3+ newlines to fold
         text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()

@@ -64,9 +64,14 @@ def keywords_frame(ids: pl.Series, texts: pl.Series, k: int, *, packed: bool = T
     rows = _pick_rows(top["key"].to_list(), top["count"].to_list(), [0, *bounds.tolist(), top.height], k)
     key = top["key"].to_numpy()[rows]
     shifts = (2 * _CODE_BITS, _CODE_BITS, 0)
-    codes = {f"w{i}": ((key >> np.uint64(sh)) & np.uint64(_CODE_MASK)).astype(np.int64) - 1 for i, sh in enumerate(shifts)}
+    codes = {
+        f"w{i}": ((key >> np.uint64(sh)) & np.uint64(_CODE_MASK)).astype(np.int64) - 1 for i, sh in enumerate(shifts)
+    }
     picked = pl.DataFrame({"id": top["id"].gather(rows), **codes}).select(
-        "id", pl.concat_str([_vocab_word(pl.col(c), vocab) for c in codes], separator=" ", ignore_nulls=True).alias(C.keywords)
+        "id",
+        pl.concat_str([_vocab_word(pl.col(c), vocab) for c in codes], separator=" ", ignore_nulls=True).alias(
+            C.keywords
+        ),
     )
     ranked = picked.group_by("id", maintain_order=True).agg(C.keywords)
     return ranked.cast({"id": ids.dtype, C.keywords: pl.List(pl.String)})

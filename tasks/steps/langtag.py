@@ -47,7 +47,9 @@ _CLOSE = "、。〃〆〉》」』】〕〗〙〛〞〟〜〰〽゠・｡､｣�
 _DIGIT = "0-9\uff10-\uff19"
 # Joiners: any of the above punctuation, digits, ASCII punctuation, blanks -- never letters/newlines.
 _JOIN = (
-    _OPEN + _CLOSE + _DIGIT
+    _OPEN
+    + _CLOSE
+    + _DIGIT
     + "\u3000-\u3004\u3008-\u3020\u302a-\u303f\ufe10-\ufe1f\ufe30-\ufe6b"
     + "\uff01-\uff20\uff3b-\uff40\uff5b-\uff65"  # fullwidth forms minus fullwidth letters
     + r"!-/:-@\[-`{-~ \t\u00a0"
@@ -114,6 +116,7 @@ def find_untranslated_spans(text: str, pos: int = 0, endpos: int | None = None) 
 
 
 # --- language tagging -------------------------------------------------------------------
+
 
 def _read_profile(lang: str) -> str:
     return (Path(PROFILES_DIRECTORY) / lang).read_text(encoding="utf-8")
@@ -283,8 +286,12 @@ def tag_page(text: str, articles: Sequence[Article]) -> PageTags:
                 continue
             spans = tag_ranges(text, page_spans[lo:hi])
             sentence_langs = tuple(
-                paragraph_language(text, [s for s in spans if s.char_start < s_end and s.char_end > s_start], s_start, s_end)
+                paragraph_language(
+                    text, [s for s in spans if s.char_start < s_end and s.char_end > s_start], s_start, s_end
+                )
                 for s_start, s_end in sentences
             )
-            tags[(a_index, p_index)] = ParagraphTags(tuple(spans), paragraph_language(text, spans, start, end), sentence_langs)
+            tags[(a_index, p_index)] = ParagraphTags(
+                tuple(spans), paragraph_language(text, spans, start, end), sentence_langs
+            )
     return tags

@@ -102,7 +102,11 @@ def too_many_controls(text: str, utf8: bytes | None = None) -> bool:
     leaves at least one candidate (measured: 0.02 vs 0.20 s for 27 MB of pages)."""
     if not text:
         return False
-    if utf8 is not None and len(text) <= _CONTROL_SAMPLE and len(utf8.translate(None, _NOT_CONTROL_UTF8)) <= _MAX_CONTROL_SHARE * len(text):
+    if (
+        utf8 is not None
+        and len(text) <= _CONTROL_SAMPLE
+        and len(utf8.translate(None, _NOT_CONTROL_UTF8)) <= _MAX_CONTROL_SHARE * len(text)
+    ):
         return False
     sample = text[:_CONTROL_SAMPLE]
     return len(_FORBIDDEN_CONTROL.findall(sample)) > _MAX_CONTROL_SHARE * len(sample)
@@ -151,17 +155,23 @@ _REEXPORT = "re-save it as UTF-8 (or GB18030 / UTF-16 with a byte-order mark) an
 def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
     """Decode `data`; return (text, encoding name). Raise QuarantineError with a reason."""
     if not data:
-        raise QuarantineError(source_file, "the file is empty (0 bytes); nothing to ingest — delete it or deliver the full page")
+        raise QuarantineError(
+            source_file, "the file is empty (0 bytes); nothing to ingest — delete it or deliver the full page"
+        )
     for magic, what in _MAGIC:
         if data.startswith(magic):
-            raise QuarantineError(source_file, f"binary data: the file is {what}, not text — remove it from the seeds folder")
+            raise QuarantineError(
+                source_file, f"binary data: the file is {what}, not text — remove it from the seeds folder"
+            )
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
                 return data.decode(encoding), ("utf-8-sig" if encoding == "utf-8-sig" else encoding)
             except UnicodeDecodeError as exc:
                 raise QuarantineError(
-                    source_file, f"starts with a {encoding} byte-order mark but byte {exc.start} is not valid {encoding}; {_REEXPORT}"
+                    source_file,
+                    f"starts with a {encoding} byte-order mark but byte "
+                    f"{exc.start} is not valid {encoding}; {_REEXPORT}",
                 ) from None
     utf16 = _utf16_without_bom(data)
     if utf16:
@@ -172,7 +182,9 @@ def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
     if b"\x00" in data:
         at = data.index(b"\x00")
         raise QuarantineError(
-            source_file, f"binary data: the file contains NUL bytes (first at byte {at}) and is not UTF-16 text — remove it, or {_REEXPORT}"
+            source_file,
+            "binary data: the file contains NUL bytes (first at byte "
+            f"{at}) and is not UTF-16 text — remove it, or {_REEXPORT}",
         )
     try:
         text, encoding = data.decode("utf-8"), "utf-8"
@@ -196,7 +208,8 @@ def decode_bytes(data: bytes, source_file: str) -> tuple[str, str]:
     if too_many_controls(text, data if encoding == "utf-8" else None):
         raise QuarantineError(
             source_file,
-            f"binary data: more than {_MAX_CONTROL_SHARE:.0%} control characters ({encoding} decoding) — not a text page; remove it",
+            f"binary data: more than {_MAX_CONTROL_SHARE:.0%} control "
+            f"characters ({encoding} decoding) — not a text page; remove it",
         )
     return text, encoding
 
@@ -222,15 +235,21 @@ def check_page_shape(text: str, source_file: str) -> None:
     """Refuse pages that cannot hold an article: no text, no title, title but no body."""
     lines = _first_nonblank_lines(text, 3)
     if not lines:
-        raise QuarantineError(source_file, "the file holds only whitespace; nothing to ingest — delete it or deliver the full page")
+        raise QuarantineError(
+            source_file, "the file holds only whitespace; nothing to ingest — delete it or deliver the full page"
+        )
     if _RELEASE_LINE.match(lines[0]):
         raise QuarantineError(
-            source_file, "no title: the page starts with its 'Release time:' line — the title line is missing; fix the page or re-download it"
+            source_file,
+            "no title: the page starts with its 'Release time:' line — "
+            "the title line is missing; fix the page or re-download it",
         )
     body = [line for line in lines[1:] if not _RELEASE_LINE.match(line)]
     if not body:
         raise QuarantineError(
-            source_file, f"no body: the page holds only its title line ({lines[0][:80]!r}) — it looks cut off; deliver the full page"
+            source_file,
+            "no body: the page holds only its title line "
+            f"({lines[0][:80]!r}) — it looks cut off; deliver the full page",
         )
 
 
@@ -307,13 +326,16 @@ def load_bytes(data: bytes, source_file: str, sha256: str | None = None) -> Load
     if isinstance(data, OversizedFile):
         raise QuarantineError(
             source_file,
-            f"too large: {data.size:,} bytes, above the limit of {data.limit:,} bytes per file that keeps memory bounded "
+            f"too large: {data.size:,} bytes, above the limit of "
+            f"{data.limit:,} bytes per file that keeps memory bounded "
             f"(a page is usually under 100 kB) — split it into pages, or raise the limit with the environment variable "
             f"{MAX_FILE_BYTES_ENV}=<bytes> (about 40–180 bytes of memory per byte of input)",
         )
     text, encoding = decode_bytes(data, source_file)
     check_page_shape(text, source_file)
-    return LoadedFile(source_file=source_file, sha256=sha256 or sha256_hex(data), n_bytes=len(data), encoding=encoding, text=text)
+    return LoadedFile(
+        source_file=source_file, sha256=sha256 or sha256_hex(data), n_bytes=len(data), encoding=encoding, text=text
+    )
 
 
 def _safe_parts(source_file: str) -> list[str]:
@@ -336,7 +358,9 @@ def _open_beneath(root: Path, parts: list[str], source_file: str) -> int:
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise QuarantineError(
-                        source_file, f"the folder {folder!r} on its path is a symbolic link or not a folder; newsflow never follows links"
+                        source_file,
+                        f"the folder {folder!r} on its path is a symbolic "
+                        "link or not a folder; newsflow never follows links",
                     ) from None
                 raise
             os.close(dir_fd)
@@ -346,7 +370,9 @@ def _open_beneath(root: Path, parts: list[str], source_file: str) -> int:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise QuarantineError(
-                    source_file, "is a symbolic link; newsflow never follows links (they could point out of the seeds folder) — copy the file in instead"
+                    source_file,
+                    "is a symbolic link; newsflow never follows links (they could "
+                    "point out of the seeds folder) — copy the file in instead",
                 ) from None
             raise
     finally:
@@ -376,17 +402,24 @@ def read_file_bytes(path: Path, source_file: str) -> bytes:
     except FileNotFoundError:
         if "\\x" in source_file and _undecodable_name(root, parts):
             raise QuarantineError(
-                source_file, "its name is not valid UTF-8 (shown here with \\xNN escapes); rename the file with a UTF-8 name"
+                source_file,
+                "its name is not valid UTF-8 (shown here with \\xNN escapes); rename the file with a UTF-8 name",
             ) from None
         raise QuarantineError(
-            source_file, "disappeared while the run was reading it (deleted or moved); it will be picked up again if it comes back"
+            source_file,
+            "disappeared while the run was reading it (deleted or moved); it will be picked up again if it comes back",
         ) from None
     except PermissionError:
-        raise QuarantineError(source_file, "cannot be read: permission denied — make it readable by the user running newsflow") from None
+        raise QuarantineError(
+            source_file, "cannot be read: permission denied — make it readable by the user running newsflow"
+        ) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise QuarantineError(source_file, f"is not a regular file: it is {_describe_mode(info.st_mode)} — only text files are ingested")
+            raise QuarantineError(
+                source_file,
+                f"is not a regular file: it is {_describe_mode(info.st_mode)} — only text files are ingested",
+            )
         fault_point(f"read:{source_file}")
         limit = max_file_bytes()
         if limit and info.st_size > limit:
@@ -400,11 +433,16 @@ def read_file_bytes(path: Path, source_file: str) -> bytes:
             chunks.append(chunk)
             size += len(chunk)
             if limit and size > limit:  # grew while we read: stop holding it in memory
-                raise QuarantineError(source_file, f"grew above the limit of {limit:,} bytes while the run was reading it; it will be read again next run")
+                raise QuarantineError(
+                    source_file,
+                    f"grew above the limit of {limit:,} bytes while the "
+                    "run was reading it; it will be read again next run",
+                )
         if size != info.st_size or os.fstat(fd).st_size != size:
             raise QuarantineError(
                 source_file,
-                f"changed while the run was reading it (size {info.st_size:,} bytes when opened, {size:,} bytes read) — "
+                f"changed while the run was reading it (size {info.st_size:,} "
+                f"bytes when opened, {size:,} bytes read) — "
                 "probably still being written or truncated; it will be read again on the next run",
             )
         return b"".join(chunks)

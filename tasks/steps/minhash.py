@@ -76,6 +76,7 @@ def sign_articles(articles: pl.DataFrame) -> pl.DataFrame:
 
 # ---------------------------------------------------------------------------- shingles
 
+
 def _words(text: str) -> list[str]:
     # \w+ tokens ignore whitespace, so only NFC + lowercase matter (skips the costlier
     # full normalize_text on the hot path).
@@ -103,9 +104,7 @@ class _WordHashes(dict[str, int]):
     def __missing__(self, word: str) -> int:
         if len(self) > 2_000_000:  # bound memory on pathological input
             self.clear()
-        h = self[word] = int.from_bytes(
-            hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little"
-        )
+        h = self[word] = int.from_bytes(hashlib.blake2b(word.encode("utf-8"), digest_size=8).digest(), "little")
         return h
 
 
@@ -211,6 +210,7 @@ def shingle_hashes(text: str, k: int = SHINGLE_K) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- minhash
 
+
 @lru_cache(maxsize=16)
 def _oph_params(num_perm: int, seed: int) -> tuple[np.uint64, np.ndarray]:
     """(seed key, probe orders) from sha256: reproducible anywhere, unlike numpy RNG.
@@ -276,8 +276,8 @@ def _one_permutation_minhash(h: np.ndarray, counts: np.ndarray, num_perm: int, s
     return sig
 
 
-
 # ---------------------------------------------------------------------------- index rows
+
 
 def signatures_frame(
     article_ids: Sequence[str],
@@ -297,8 +297,7 @@ def signatures_frame(
     else:  # per value, so a list mixing naive and aware datetimes is still read right
         zone = ZoneInfo(TIMEZONE)
         local = [
-            None if d is None else d.astimezone(zone) if d.tzinfo else d.replace(tzinfo=zone)
-            for d in published_at
+            None if d is None else d.astimezone(zone) if d.tzinfo else d.replace(tzinfo=zone) for d in published_at
         ]
         ts = pl.Series(local, dtype=pl.Datetime("us", TIMEZONE))
     sig = minhash_signatures(texts, num_perm=num_perm, seed=seed)

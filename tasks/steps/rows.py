@@ -68,7 +68,7 @@ class Columns:
         frame() ~3x slower, from the garbage collector walking them)."""
         if rows:
             data = self.data
-            for name, column in zip(self.names, zip(*rows), strict=True):
+            for name, column in zip(self.names, zip(*rows, strict=True), strict=True):
                 data[name].extend(column)
 
     def frame(self) -> pl.DataFrame:
@@ -103,8 +103,14 @@ class BatchRows:
         spans: list[tuple] = []
         candidates: list[tuple] = []
         for a_index, article in enumerate(articles):
-            aid = _related_article_id(article.title, article.body) if article.kind == KIND_RELATED else article_id(article.title, article.body)
-            occurrences.append((aid, source, loaded.sha256, article.ordinal, article.kind, article.char_start, article.char_end))
+            aid = (
+                _related_article_id(article.title, article.body)
+                if article.kind == KIND_RELATED
+                else article_id(article.title, article.body)
+            )
+            occurrences.append(
+                (aid, source, loaded.sha256, article.ordinal, article.kind, article.char_start, article.char_end)
+            )
             untranslated = 0
             for p_index, paragraph in enumerate(article.paragraphs):
                 paragraph_tags = tags.get((a_index, p_index)) if tags else None
@@ -114,11 +120,30 @@ class BatchRows:
                 untranslated += sum(s.char_end - s.char_start for s in paragraph_tags.spans)
                 _tagged_paragraph_rows(segments, text, aid, source, p_index, paragraph, paragraph_tags)
                 spans += [
-                    (span_id(source, s.char_start, s.char_end), aid, source, p_index, s.char_start, s.char_end, s.text, s.lang, s.confidence)
+                    (
+                        span_id(source, s.char_start, s.char_end),
+                        aid,
+                        source,
+                        p_index,
+                        s.char_start,
+                        s.char_end,
+                        s.text,
+                        s.lang,
+                        s.confidence,
+                    )
                     for s in paragraph_tags.spans
                 ]
             candidates.append(
-                (aid, article.kind, article.title, list(article.tags), article.release_time_raw, article.body, len(article.paragraphs), untranslated)
+                (
+                    aid,
+                    article.kind,
+                    article.title,
+                    list(article.tags),
+                    article.release_time_raw,
+                    article.body,
+                    len(article.paragraphs),
+                    untranslated,
+                )
             )
         self.occurrences.add_rows(occurrences)
         self.segments.add_rows(segments)
@@ -135,12 +160,17 @@ class BatchRows:
         return frames
 
 
-def _english_paragraph_rows(out: list[tuple], text: str, aid: str, source: str, p_index: int, paragraph: Paragraph) -> None:
+def _english_paragraph_rows(
+    out: list[tuple], text: str, aid: str, source: str, p_index: int, paragraph: Paragraph
+) -> None:
     """Rows of a paragraph without spans: it and every sentence are LANG_EN (the ~90 % of
     paragraphs that are plain English take this path)."""
     a, b = paragraph.char_start, paragraph.char_end
     out.append((aid, source, LEVEL_PARAGRAPH, p_index, None, text[a:b], LANG_EN, a, b))
-    out += [(aid, source, LEVEL_SENTENCE, p_index, i, text[s:e], LANG_EN, s, e) for i, (s, e) in enumerate(paragraph.sentences)]
+    out += [
+        (aid, source, LEVEL_SENTENCE, p_index, i, text[s:e], LANG_EN, s, e)
+        for i, (s, e) in enumerate(paragraph.sentences)
+    ]
 
 
 def _tagged_paragraph_rows(

@@ -43,10 +43,49 @@ _SENTENCE_END_DOT = re.compile("\\.\\.*[\"'”’)\\]]*(?=\\s)")
 # Words that end in "." without ending a sentence.
 _ABBREVIATIONS = frozenset(
     [
-        "mr", "mrs", "ms", "dr", "prof", "st", "no", "nos", "vs", "etc", "co", "ltd", "inc", "corp", "jr", "sr",
-        "gov", "gen", "rep", "sen", "dept", "est", "fig", "approx",
-        "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
-        "e.g", "i.e", "u.s", "u.k", "u.n", "p.m", "a.m",
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "no",
+        "nos",
+        "vs",
+        "etc",
+        "co",
+        "ltd",
+        "inc",
+        "corp",
+        "jr",
+        "sr",
+        "gov",
+        "gen",
+        "rep",
+        "sen",
+        "dept",
+        "est",
+        "fig",
+        "approx",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "e.g",
+        "i.e",
+        "u.s",
+        "u.k",
+        "u.n",
+        "p.m",
+        "a.m",
     ]
 )
 _LAST_WORD = re.compile(r"(\S+)$")
@@ -193,7 +232,6 @@ def _split_title_and_tags(title_line: str) -> tuple[str, tuple[str, ...]]:
     return title, tuple(dict.fromkeys(t for t in tags if t))
 
 
-
 # ---------------------------------------------------------------- sentences
 
 
@@ -211,7 +249,11 @@ def split_sentences(text: str, start: int, end: int) -> tuple[Sentence, ...]:
         mark = match.start()
         # a "." after _LONG letters/digits ends a sentence (the word is too long to be any
         # no-break case): settles most dots without building the word
-        if text[mark] == "." and not (mark - _LONG >= cursor and text[mark - _LONG : mark].isalnum()) and _no_break(text, cursor, mark):
+        if (
+            text[mark] == "."
+            and not (mark - _LONG >= cursor and text[mark - _LONG : mark].isalnum())
+            and _no_break(text, cursor, mark)
+        ):
             continue
         # text[cursor:cut] ends in the (non-blank) end mark: only its start needs trimming,
         # and the loop stops at the mark at the latest

@@ -105,7 +105,6 @@ class FrameRows:
         return self._parts[rel_dir].select(self._columns)
 
 
-
 def stage_update(
     data_dir: DataDirLike,
     run_id: str,
@@ -196,7 +195,9 @@ def stage_update(
     return plan
 
 
-def _keep_one_partition_file(data_dir: DataDirLike, run_id: str, spec: DatasetSpec, plan: CommitPlan, existing_parts: set[str]) -> None:
+def _keep_one_partition_file(
+    data_dir: DataDirLike, run_id: str, spec: DatasetSpec, plan: CommitPlan, existing_parts: set[str]
+) -> None:
     """A published dataset without rows keeps one empty partition file (its schema), so
     readers find it from the first run on; once other partitions hold rows, that empty file
     goes (the datasets then equal a run that never had it)."""
@@ -207,9 +208,16 @@ def _keep_one_partition_file(data_dir: DataDirLike, run_id: str, spec: DatasetSp
     final = (existing_parts - {rel.rsplit("/", 1)[0] for rel in plan.deletes}) | written
     if not final:
         rel_file = f"{empty_dir}/{PART_FILE}"
-        write_parquet_atomic(spec, pl.from_arrow(spec.schema.empty_table()), data_dir, f"{_staging_rel(run_id)}/{rel_file}")  # type: ignore[arg-type]
+        write_parquet_atomic(
+            spec, pl.from_arrow(spec.schema.empty_table()), data_dir, f"{_staging_rel(run_id)}/{rel_file}"
+        )  # type: ignore[arg-type]
         plan.writes.append(rel_file)
-    elif empty_dir in final and empty_dir not in written and len(final) > 1 and count_rows(data_dir, f"{empty_dir}/{PART_FILE}") == 0:
+    elif (
+        empty_dir in final
+        and empty_dir not in written
+        and len(final) > 1
+        and count_rows(data_dir, f"{empty_dir}/{PART_FILE}") == 0
+    ):
         plan.deletes.append(f"{empty_dir}/{PART_FILE}")
 
 
@@ -241,7 +249,10 @@ def _apply(data_dir: DataDirLike, root: str) -> None:
     for rel in [*record["deletes"], *record["writes"]]:
         parts = Path(rel).parts
         if Path(rel).is_absolute() or ".." in parts or not parts or parts[0] == STAGING_DIR:
-            raise ValueError(f"refusing commit record {store.full(root)}/{COMMIT_FILE}: path {rel!r} is not a dataset file inside {store.uri}")
+            raise ValueError(
+                f"refusing commit record {store.full(root)}/{COMMIT_FILE}: "
+                f"path {rel!r} is not a dataset file inside {store.uri}"
+            )
     touched: set[str] = set()
     for rel in record["deletes"]:
         fault_point("apply-delete")
@@ -287,4 +298,3 @@ def recover(data_dir: DataDirLike) -> list[str]:
             done.append(f"discarded interrupted run {run_id}")
     done += [f"removed temporary file {rel}" for rel in store.remove_temp_files()]
     return done
-

@@ -40,7 +40,9 @@ def check_data_dir(data_dir: str) -> None:
     if is_uri(data_dir):
         scheme, rest = data_dir.split("://", 1)
         if not _SCHEME.fullmatch(scheme) or not rest.strip("/"):
-            raise BadParameter(f"data folder {data_dir!r} is not a path nor a filesystem URI such as s3://bucket/newsflow or file:///srv/data")
+            raise BadParameter(
+                f"data folder {data_dir!r} is not a path nor a filesystem URI such as s3://bucket/newsflow or file:///srv/data"
+            )
         if scheme == "file":
             _check_local(Path("/" + rest.lstrip("/")), data_dir)
         elif scheme not in ARROW_SCHEMES:
@@ -62,7 +64,9 @@ def _check_local(path: Path, given: str) -> None:
         if not path.is_dir():
             raise BadParameter(f"data folder {given!r} is a file, not a folder: pass a folder (it is made if missing)")
         if not os.access(path, os.W_OK | os.X_OK):
-            raise BadParameter(f"data folder {given!r} is not writable by this user: fix its permissions or pass another folder")
+            raise BadParameter(
+                f"data folder {given!r} is not writable by this user: fix its permissions or pass another folder"
+            )
         return
     parent = next(p for p in path.absolute().parents if p.exists())
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):

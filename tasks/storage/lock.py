@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tasks.process.faults import fault_point
 from tasks.errors import DataDirBusy
+from tasks.process.faults import fault_point
 from tasks.storage.location import cache_dir, uri_key
 from tasks.storage.stores import DataDirLike, LocalDir, open_data_dir
 

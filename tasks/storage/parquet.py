@@ -126,4 +126,3 @@ def read_partition(data_dir: DataDirLike, spec: DatasetSpec, rel_dir: str) -> pl
         return None
     table = pq.read_table(store.full(rel), schema=spec.file_schema, filesystem=store.filesystem())
     return pl.from_arrow(table)  # type: ignore[return-value]
-

@@ -50,7 +50,10 @@ def spill_frame(root: Path, spec: DatasetSpec, frame: pl.DataFrame, batch_no: in
     keys = list(spec.partition_by)
     if keys:  # grouped by sorting: one table, sliced (partition_by copied each partition out)
         frame = frame.sort(keys, maintain_order=True)
-        sizes = {partition_dir(spec, run[:-1]): run[-1] for run in frame.group_by(keys, maintain_order=True).len().iter_rows()}
+        sizes = {
+            partition_dir(spec, run[:-1]): run[-1]
+            for run in frame.group_by(keys, maintain_order=True).len().iter_rows()
+        }
     else:
         sizes = {spec.name: frame.height}
     # Plain (large) strings, not string views: pyarrow reads them back ~3x faster.
@@ -105,7 +108,9 @@ class SpillFile:
             for rel_dir in rel_dirs:
                 if rel_dir in self.parts:
                     first, n, _ = self.parts[rel_dir]
-                    tables[rel_dir] = pa.Table.from_batches([reader.get_batch(i) for i in range(first, first + n)], schema=reader.schema)
+                    tables[rel_dir] = pa.Table.from_batches(
+                        [reader.get_batch(i) for i in range(first, first + n)], schema=reader.schema
+                    )
         return tables
 
 
@@ -191,4 +196,3 @@ class SpilledRows:
         narrow()
         empty = pl.from_arrow(self.spec.file_schema.empty_table())
         return {rel_dir: pl.concat(frames) if frames else empty for rel_dir, frames in done.items()}  # type: ignore[misc]
-

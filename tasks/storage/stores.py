@@ -10,7 +10,8 @@ protocol of tasks/write.py needs, on paths relative to the data dir (posix, `/`)
   `abfs://`) or, failing that, any fsspec URI (`memory://`, ...). Object stores have no
   rename and no fsync: a file is serialised in memory, then written in one upload
   (`open_output_stream`), which creates the object only when it completes, so every
-  object is whole; a move is copy + delete, repeatable after a crash. (Filesystems that write in place, such as HDFS or SFTP, also
+  object is whole; a move is copy + delete, repeatable after a crash. (Filesystems that write in
+  place, such as HDFS or SFTP, also
   work but lose the whole-file guarantee: docs/GUARANTEES.md.)
 
 Batch workers spill rows to a local folder (`spill_dir`): inside the data dir when it is
@@ -170,7 +171,9 @@ class ArrowDir:
         return self.fs.get_file_info(self.full(rel)).type == pafs.FileType.Directory
 
     def list_files(self, rel: str, name: str) -> list[str]:
-        found = [self._rel(i.path) for i in self._list(rel, True) if i.type == pafs.FileType.File and i.base_name == name]
+        found = [
+            self._rel(i.path) for i in self._list(rel, True) if i.type == pafs.FileType.File and i.base_name == name
+        ]
         return sorted(found, key=sort_key)
 
     def list_dirs(self, rel: str) -> list[str]:

@@ -20,8 +20,8 @@ from bench.corpus import (
     shingle_set,
     write_corpus,
 )
-from tasks.steps.minhash import shingles
 from tasks.steps.langtag import find_untranslated_spans, tag_span_language
+from tasks.steps.minhash import shingles
 from tasks.steps.segment import segment_page
 
 SIZE = 400 * 1024

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bench.run import TARGETS
 from bench.measure import DEFAULT_ROOT, pss
+from bench.run import TARGETS
 from bench.table import format_table
-from tests.paths import REPO
 from tests.conftest import tree_digest, without_manifest
-
+from tests.paths import REPO
 
 
 @pytest.mark.slow
@@ -27,7 +26,20 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     env.setdefault("PREFECT_HOME", str(DEFAULT_ROOT / ".prefect"))
     # corpora are cached under .bench/ (git-ignored); the naive baseline is skipped and the
     # A/B run is one pair here to keep CI short -- `make bench` runs them all
-    cmd = [sys.executable, "-m", "flows.cli", "bench", "run", "--sizes", "10MB", "--no-baselines", "--ab-pairs", "1", "--results", str(results)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "bench",
+        "run",
+        "--sizes",
+        "10MB",
+        "--no-baselines",
+        "--ab-pairs",
+        "1",
+        "--results",
+        str(results),
+    ]
     proc = subprocess.run(cmd, check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=880)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "span recall (exact offsets)" in proc.stdout  # the one table was printed
@@ -50,7 +62,9 @@ def test_bench_run_10mb_quality(tmp_path: Path) -> None:
     # The A/B's plain side did the flow's work without Prefect: the same datasets, and the
     # same two phases to compare.
     runs = DEFAULT_ROOT / "runs" / Path(r["corpus"]).name
-    assert without_manifest(tree_digest(runs / "plain" / "data")) == without_manifest(tree_digest(runs / "newsflow" / "data"))
+    assert without_manifest(tree_digest(runs / "plain" / "data")) == without_manifest(
+        tree_digest(runs / "newsflow" / "data")
+    )
     medians = r["newsflow"]["ab_medians"]
     assert all(w > 0 and wo > 0 for w, wo in (medians["batch_phase"], medians["global_steps"]))
     parts = r["newsflow"]["overhead_parts"]

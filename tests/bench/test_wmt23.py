@@ -10,7 +10,6 @@ from bench.wmt23 import WMT23_TSV, evaluate_on_wmt23
 from tests.paths import SHARED
 
 
-
 def test_wmt23_span_recall_and_precision() -> None:
     if not (SHARED / WMT23_TSV).is_file():
         pytest.fail(f"WMT23 eval data missing: expected {SHARED / WMT23_TSV} (shared/ beside the repo)")

@@ -155,7 +155,14 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(args: list[str], env: dict[str, str], log_dir: Path, name: str, timeout: float = 300.0, kill_after: float | None = None) -> Run:
+def run(
+    args: list[str],
+    env: dict[str, str],
+    log_dir: Path,
+    name: str,
+    timeout: float = 300.0,
+    kill_after: float | None = None,
+) -> Run:
     return finish(start(args, env, log_dir, name), timeout=timeout, kill_after=kill_after)
 
 
@@ -207,7 +214,9 @@ def duckdb_count(data: Path, spec: DatasetSpec) -> int:
         return 0
     con = duckdb.connect()
     try:
-        return con.sql(f"SELECT count(*) FROM read_parquet('{_glob(data, spec)}', hive_partitioning = true)").fetchall()[0][0]
+        return con.sql(
+            f"SELECT count(*) FROM read_parquet('{_glob(data, spec)}', hive_partitioning = true)"
+        ).fetchall()[0][0]
     finally:
         con.close()
 
@@ -266,7 +275,11 @@ def visible_parquet_is_whole(data: Path) -> list[str]:
 
 def leftovers(data: Path) -> list[str]:
     """Partial or staging files left in the data folder (there must be none after a run)."""
-    found = [p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file() and (p.name.endswith(".tmp") or ".tmp" in p.suffixes)]
+    found = [
+        p.relative_to(data).as_posix()
+        for p in data.rglob("*")
+        if p.is_file() and (p.name.endswith(".tmp") or ".tmp" in p.suffixes)
+    ]
     staging = data / "_staging"
     if staging.exists():
         found += [p.relative_to(data).as_posix() for p in staging.rglob("*")]

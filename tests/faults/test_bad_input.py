@@ -72,36 +72,78 @@ CASES: list[tuple[Case, bytes | str]] = [
     (Case("bad/only whitespace.txt", "quarantined", ("whitespace",)), b"  \n\n\t \r\n"),
     (Case("bad/photo.txt", "quarantined", ("binary", "PNG image")), _png()),
     (Case("bad/archive.txt", "quarantined", ("binary", "ZIP archive")), _zip()),
-    (Case("bad/random-bytes.txt", "quarantined", ("undecodable", "UTF-8")), bytes((i * 131 + 7) % 128 + 128 for i in range(4000))),
+    (
+        Case("bad/random-bytes.txt", "quarantined", ("undecodable", "UTF-8")),
+        bytes((i * 131 + 7) % 128 + 128 for i in range(4000)),
+    ),
     (
         Case("bad/mixed-encodings.txt", "quarantined", ("mixed encodings", "line 5")),
-        _page("Mixed page", "First paragraph 上海市 in UTF-8.").encode("utf-8") + "Second 北京市人民政府 in GB18030.\n".encode("gb18030"),
+        _page("Mixed page", "First paragraph 上海市 in UTF-8.").encode("utf-8")
+        + "Second 北京市人民政府 in GB18030.\n".encode("gb18030"),
     ),
-    (Case("bad/nul-bytes.txt", "quarantined", ("NUL bytes",)), SEED_000.encode()[:500] + b"\x00\x00\x01\x00" + SEED_000.encode()[500:]),
-    (Case("bad/control-chars.txt", "quarantined", ("control characters",)), (SEED_000[:200] + "\x01\x02\x03\x04\x1b\x7f" * 200).encode()),
-    (Case("bad/utf16-broken.txt", "quarantined", ("byte-order mark", "utf-16")), codecs.BOM_UTF16_LE + "Title\n\nBody".encode("utf-16-le") + b"\x00\xd8"),
-    (Case("bad/title-only.txt", "quarantined", ("no body", "title")), b"Shanghai signs an agreement\nRelease time:May 17, 2024 17:21 PM\n"),
-    (Case("bad/no-title.txt", "quarantined", ("no title", "Release time")), b"Release time:May 17, 2024 17:21 PM\n\nThe body of a page without a title.\n"),
+    (
+        Case("bad/nul-bytes.txt", "quarantined", ("NUL bytes",)),
+        SEED_000.encode()[:500] + b"\x00\x00\x01\x00" + SEED_000.encode()[500:],
+    ),
+    (
+        Case("bad/control-chars.txt", "quarantined", ("control characters",)),
+        (SEED_000[:200] + "\x01\x02\x03\x04\x1b\x7f" * 200).encode(),
+    ),
+    (
+        Case("bad/utf16-broken.txt", "quarantined", ("byte-order mark", "utf-16")),
+        codecs.BOM_UTF16_LE + "Title\n\nBody".encode("utf-16-le") + b"\x00\xd8",
+    ),
+    (
+        Case("bad/title-only.txt", "quarantined", ("no body", "title")),
+        b"Shanghai signs an agreement\nRelease time:May 17, 2024 17:21 PM\n",
+    ),
+    (
+        Case("bad/no-title.txt", "quarantined", ("no title", "Release time")),
+        b"Release time:May 17, 2024 17:21 PM\n\nThe body of a page without a title.\n",
+    ),
     (Case("bad/fifo.txt", "quarantined", ("named pipe",)), "fifo"),
     (Case("bad/folder.txt", "quarantined", ("directory",)), "dir"),
     (Case("bad/link-out.txt", "quarantined", ("symbolic link",)), "symlink-out"),
     (Case("bad/link-in.txt", "quarantined", ("symbolic link",)), "symlink-in"),
     (Case("bad/linkdir.txt", "quarantined", ("symbolic link",)), "symlink-dir"),
-    (Case(b"bad/name-\xff\xfe.txt".decode("utf-8", "backslashreplace"), "quarantined", ("not valid UTF-8", "rename")), "bad-name"),
+    (
+        Case(
+            b"bad/name-\xff\xfe.txt".decode("utf-8", "backslashreplace"), "quarantined", ("not valid UTF-8", "rename")
+        ),
+        "bad-name",
+    ),
     (Case("bad/too-big-200MB.txt", "quarantined", ("too large", "NEWSFLOW_MAX_FILE_BYTES", "8,388,608")), "big"),
     (Case("bad/one-line-50MB.txt", "quarantined", ("too large", "NEWSFLOW_MAX_FILE_BYTES")), "long-line"),
     (Case("!!truncated-while-read.txt", "quarantined", ("changed while the run was reading",)), SEED_003.encode()),
-    (Case("0-deleted-while-running.txt", "quarantined", ("disappeared",)), SEED_000.replace("Shanghai", "Pudong", 3).encode()),
+    (
+        Case("0-deleted-while-running.txt", "quarantined", ("disappeared",)),
+        SEED_000.replace("Shanghai", "Pudong", 3).encode(),
+    ),
     # valid input in every supported encoding, odd but harmless content, odd names
     (Case("ok/utf16-bom.txt", "processed", encoding="utf-16"), SEED_003.encode("utf-16")),
     (Case("ok/utf16le-no-bom.txt", "processed", encoding="utf-16-le"), SEED_003.encode("utf-16-le")),
     (Case("ok/utf16be-no-bom.txt", "processed", encoding="utf-16-be"), SEED_003.encode("utf-16-be")),
     (Case("ok/gb18030.txt", "processed", encoding="gb18030"), SEED_003.encode("gb18030")),
-    (Case("ok/utf8-bom crlf.txt", "processed", encoding="utf-8-sig"), codecs.BOM_UTF8 + SEED_003.replace("\n", "\r\n").encode()),
-    (Case("ok/only-related-block.txt", "processed", encoding="utf-8"), b"Related one title\nRelated one title\nA snippet of the first related article...\n\nRelated two title\nRelated two title\nAnother snippet...\n"),
-    (Case("ok/one long line 1MB.txt", "processed", encoding="utf-8"), ("Long line page\n\n" + "The district office reported steady progress on the plan. " * 18000 + "\n").encode()),
-    (Case("ok/a few control chars.txt", "processed", encoding="utf-8"), SEED_000.replace("Shanghai", "Shang\x07hai", 1).encode()),
-    (Case("ok/path-like text.txt", "processed", encoding="utf-8"), _page(f"Title {PATHY_TEXT}", f"Body mentions {PATHY_TEXT} and C:\\Windows\\x.").encode()),
+    (
+        Case("ok/utf8-bom crlf.txt", "processed", encoding="utf-8-sig"),
+        codecs.BOM_UTF8 + SEED_003.replace("\n", "\r\n").encode(),
+    ),
+    (
+        Case("ok/only-related-block.txt", "processed", encoding="utf-8"),
+        b"Related one title\nRelated one title\nA snippet of the first related article...\n\nRelated two title\nRelated two title\nAnother snippet...\n",
+    ),
+    (
+        Case("ok/one long line 1MB.txt", "processed", encoding="utf-8"),
+        ("Long line page\n\n" + "The district office reported steady progress on the plan. " * 18000 + "\n").encode(),
+    ),
+    (
+        Case("ok/a few control chars.txt", "processed", encoding="utf-8"),
+        SEED_000.replace("Shanghai", "Shang\x07hai", 1).encode(),
+    ),
+    (
+        Case("ok/path-like text.txt", "processed", encoding="utf-8"),
+        _page(f"Title {PATHY_TEXT}", f"Body mentions {PATHY_TEXT} and C:\\Windows\\x.").encode(),
+    ),
     (Case("ok/with spaces in name.txt", "processed", encoding="utf-8"), SEED_000.encode()),
     (Case("ok/上海新闻.txt", "processed", encoding="utf-8"), SEED_000.encode()),
     (Case("ok/new\nline.txt", "processed", encoding="utf-8"), SEED_000.encode()),
@@ -109,13 +151,20 @@ CASES: list[tuple[Case, bytes | str]] = [
     (Case(".hidden.txt", "ignored"), SEED_000.encode()),
     (Case("ok/download.txt.part", "ignored"), SEED_000.encode()),
     (Case("ok/backup.txt~", "ignored"), SEED_000.encode()),
-    (Case("linked-folder/stolen.txt", "ignored", note="inside a symlinked folder pointing outside"), "via-linked-folder"),
+    (
+        Case("linked-folder/stolen.txt", "ignored", note="inside a symlinked folder pointing outside"),
+        "via-linked-folder",
+    ),
 ]
 
 
 def _write_big(path: Path, total: int, line: bool) -> None:
     """A real text file of `total` bytes (pages, or one line), written in chunks."""
-    chunk = ("The municipal government said the plan will improve services. " * 1000).encode() if line else (SEED_000 + "\n").encode()
+    chunk = (
+        ("The municipal government said the plan will improve services. " * 1000).encode()
+        if line
+        else (SEED_000 + "\n").encode()
+    )
     with open(path, "wb") as fh:
         if line:
             fh.write(b"A title\n\n")
@@ -254,17 +303,27 @@ def test_nothing_outside_the_seeds_folder_is_read(bad_run) -> None:
     for name, frame in frames.items():
         for col, dtype in frame.schema.items():
             if dtype == pl.String:
-                assert not frame.get_column(col).str.contains(OUTSIDE_MARKER).any(), f"{name}.{col} holds text from outside the seeds folder"
+                assert not frame.get_column(col).str.contains(OUTSIDE_MARKER).any(), (
+                    f"{name}.{col} holds text from outside the seeds folder"
+                )
     assert not files.filter(pl.col(C.source_file).str.contains("stolen")).height
 
 
 def test_the_valid_encodings_give_the_same_rows_as_the_utf8_original(bad_run) -> None:
     _, _, data, _, _, _ = bad_run
     spans = snapshot(data)["spans"]
-    original = spans.filter(pl.col(C.source_file) == "003_cdf2a856273f76b8.txt").select(C.char_start, C.char_end, C.text, C.lang).sort(C.char_start)
+    original = (
+        spans.filter(pl.col(C.source_file) == "003_cdf2a856273f76b8.txt")
+        .select(C.char_start, C.char_end, C.text, C.lang)
+        .sort(C.char_start)
+    )
     assert original.height > 0
     for name in ("ok/utf16-bom.txt", "ok/utf16le-no-bom.txt", "ok/utf16be-no-bom.txt", "ok/gb18030.txt"):
-        copy = spans.filter(pl.col(C.source_file) == name).select(C.char_start, C.char_end, C.text, C.lang).sort(C.char_start)
+        copy = (
+            spans.filter(pl.col(C.source_file) == name)
+            .select(C.char_start, C.char_end, C.text, C.lang)
+            .sort(C.char_start)
+        )
         assert copy.equals(original), name
 
 

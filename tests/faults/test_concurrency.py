@@ -26,7 +26,19 @@ from tests.faults.harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 # checkpoints that only happen while a run holds the lock
-INSIDE_LOCK = ("locked", "read", "decode", "stage", "stage-partition", "parquet-written", "commit", "commit-record", "apply", "apply-cleanup", "unlocking")
+INSIDE_LOCK = (
+    "locked",
+    "read",
+    "decode",
+    "stage",
+    "stage-partition",
+    "parquet-written",
+    "commit",
+    "commit-record",
+    "apply",
+    "apply-cleanup",
+    "unlocking",
+)
 
 
 def _tree_state(data: Path) -> dict[str, int]:
@@ -40,7 +52,14 @@ def contended(suite_env, tmp_path_factory: pytest.TempPathFactory):
     copy_seeds(seeds)
     args = ["run", "--seeds", str(seeds), "--data", str(data)]
     pause = root / "release-a"
-    a = start(args, child_env(suite_env, NEWSFLOW_PAUSE_AT="commit", NEWSFLOW_PAUSE_FILE=str(pause), NEWSFLOW_CHECKPOINT_LOG=str(log)), logs, "a")
+    a = start(
+        args,
+        child_env(
+            suite_env, NEWSFLOW_PAUSE_AT="commit", NEWSFLOW_PAUSE_FILE=str(pause), NEWSFLOW_CHECKPOINT_LOG=str(log)
+        ),
+        logs,
+        "a",
+    )
     b_wait = None
     try:
         wait_for_path(Path(f"{pause}.reached"), 240, a, "run A reaching its commit while holding the lock")
@@ -49,7 +68,9 @@ def contended(suite_env, tmp_path_factory: pytest.TempPathFactory):
         b_now = finish(start([*args, "--lock-wait", "0"], child_env(suite_env), logs, "b-now"), timeout=240)
         during = _tree_state(data)
         # B2: waits for the lock; proven to be waiting by its `lock-busy` checkpoint
-        b_wait = start([*args, "--lock-wait", "120"], child_env(suite_env, NEWSFLOW_CHECKPOINT_LOG=str(log)), logs, "b-wait")
+        b_wait = start(
+            [*args, "--lock-wait", "120"], child_env(suite_env, NEWSFLOW_CHECKPOINT_LOG=str(log)), logs, "b-wait"
+        )
         wait_for_line(log, lambda line: line == f"{b_wait.pid} lock-busy", 240, b_wait, "run B waiting for the lock")
         pause.touch()
         a_run = finish(a, timeout=240)
@@ -60,7 +81,9 @@ def contended(suite_env, tmp_path_factory: pytest.TempPathFactory):
             finish(a, timeout=60)
         if b_wait is not None and b_wait.returncode is None:
             finish(b_wait, timeout=60)
-    events = [(int(pid), name.split(":", 1)[0]) for pid, name in (line.split(" ", 1) for line in log.read_text().splitlines())]
+    events = [
+        (int(pid), name.split(":", 1)[0]) for pid, name in (line.split(" ", 1) for line in log.read_text().splitlines())
+    ]
     return data, a_run, b_now, b_wait_run, before, during, events
 
 

@@ -125,7 +125,9 @@ def _check_after_rerun(data: Path, expected: dict, expected_bytes: dict[str, str
     return problems, rows_missing(expected, got)
 
 
-def _run_scenario(sc: Scenario, root: Path, seeds: Path, env: dict, expected: dict, expected_bytes: dict[str, str]) -> Outcome:
+def _run_scenario(
+    sc: Scenario, root: Path, seeds: Path, env: dict, expected: dict, expected_bytes: dict[str, str]
+) -> Outcome:
     started = time.monotonic()
     data, logs = root / "data", root / "logs"
     args = ["run", "--seeds", str(seeds), "--data", str(data)]
@@ -163,7 +165,12 @@ def crash_results(suite_env, tmp_path_factory: pytest.TempPathFactory):
     copy_seeds(seeds)
     # The uninterrupted run: the reference datasets, and which checkpoints a run reaches.
     log = root / "baseline-checkpoints.log"
-    base = run(["run", "--seeds", str(seeds), "--data", str(root / "baseline")], child_env(suite_env, NEWSFLOW_CHECKPOINT_LOG=str(log)), root / "logs", "baseline")
+    base = run(
+        ["run", "--seeds", str(seeds), "--data", str(root / "baseline")],
+        child_env(suite_env, NEWSFLOW_CHECKPOINT_LOG=str(log)),
+        root / "logs",
+        "baseline",
+    )
     assert base.returncode == 0, base.describe()
     STATS.rss_mb["5 seed files (uninterrupted run)"] = base.max_rss_mb
     STATS.wall_s["one newsflow run, 5 seeds (server)"] = base.wall_seconds
@@ -175,7 +182,10 @@ def crash_results(suite_env, tmp_path_factory: pytest.TempPathFactory):
     STATS.kills_planned = sum(len(s.kills) or 1 for s in scenarios)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        futures = [pool.submit(_run_scenario, sc, root / f"s{i:02d}", seeds, suite_env, expected, expected_bytes) for i, sc in enumerate(scenarios)]
+        futures = [
+            pool.submit(_run_scenario, sc, root / f"s{i:02d}", seeds, suite_env, expected, expected_bytes)
+            for i, sc in enumerate(scenarios)
+        ]
         outcomes = [f.result() for f in futures]
     STATS.wall_s[f"{len(scenarios)} crash scenarios ({PARALLEL} in parallel)"] = time.monotonic() - started
     for o in outcomes:
@@ -199,7 +209,17 @@ def test_the_plan_covers_at_least_20_kill_points_across_every_checkpoint(crash_r
     kill_points = [k for o in outcomes for k in o.scenario.kills]
     assert len(kill_points) >= MIN_KILL_POINTS
     reached = {name for name in KILL_NAMES if counts.get(name)}
-    assert {"read", "decode", "stage", "stage-partition", "parquet-written", "commit", "commit-record", "apply", "apply-cleanup"} <= reached
+    assert {
+        "read",
+        "decode",
+        "stage",
+        "stage-partition",
+        "parquet-written",
+        "commit",
+        "commit-record",
+        "apply",
+        "apply-cleanup",
+    } <= reached
     assert {k.split(":")[0] for k in kill_points} == reached
     assert sum(o.scenario.kill_after is not None for o in outcomes) == 3
     assert sum(len(o.scenario.kills) == 2 for o in outcomes) >= 5  # crashes while recovering from a crash

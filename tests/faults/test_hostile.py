@@ -14,7 +14,13 @@ def test_a_glob_escaping_the_seeds_folder_is_refused(suite_env, tmp_path) -> Non
     glob = "../../etc/*"  # absolute globs and the other forms: tests/test_discover.py
     seeds, data = tmp_path / "seeds", tmp_path / "data"
     copy_seeds(seeds)
-    result = run(["run", "--seeds", str(seeds), "--data", str(data), "--glob", glob], suite_env, tmp_path / "logs", "glob", timeout=240)
+    result = run(
+        ["run", "--seeds", str(seeds), "--data", str(data), "--glob", glob],
+        suite_env,
+        tmp_path / "logs",
+        "glob",
+        timeout=240,
+    )
     assert result.returncode != 0
     assert f"glob {glob!r} climbs out of the seeds folder with '..'; refused" in result.output, result.describe()
     assert not data.exists() or not list(data.rglob("*.parquet"))

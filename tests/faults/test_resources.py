@@ -23,7 +23,13 @@ def test_ten_thousand_small_files_in_bounded_memory_and_time(suite_env, tmp_path
             f"The office of district {i % 97} announced measure {i} for street {i * 7 % 1000}. Residents welcomed it.\n",
             encoding="utf-8",
         )
-    result = run(["run", "--seeds", str(seeds), "--data", str(tmp_path / "data")], suite_env, tmp_path / "logs", "small", timeout=500)
+    result = run(
+        ["run", "--seeds", str(seeds), "--data", str(tmp_path / "data")],
+        suite_env,
+        tmp_path / "logs",
+        "small",
+        timeout=500,
+    )
     assert result.returncode == 0, result.describe()
     files = read_polars(tmp_path / "data", FILES)
     assert files.height == N_SMALL

@@ -36,7 +36,18 @@ def test_dask_runner_gives_the_local_runners_datasets_on_the_10mb_corpus(tmp_pat
         seeds = corpus / "seeds"
         _newsflow("run", "--seeds", str(seeds), "--data", str(tmp_path / "local"), "--batch-mb", "1", env=env)
         out = _newsflow(
-            "run", "--seeds", str(seeds), "--data", str(tmp_path / "dask"), "--batch-mb", "1", "--runner", "dask", "--workers", "2", env=env
+            "run",
+            "--seeds",
+            str(seeds),
+            "--data",
+            str(tmp_path / "dask"),
+            "--batch-mb",
+            "1",
+            "--runner",
+            "dask",
+            "--workers",
+            "2",
+            env=env,
         )
     assert "article occurrences" in out
     local, dask = _digest(tmp_path / "local"), _digest(tmp_path / "dask")
@@ -44,7 +55,12 @@ def test_dask_runner_gives_the_local_runners_datasets_on_the_10mb_corpus(tmp_pat
     assert local == dask
     import polars as pl
 
-    files = [pl.read_parquet(tmp_path / d / "files", hive_partitioning=True).drop("run_id", "processed_at").sort("source_file") for d in ("local", "dask")]
+    files = [
+        pl.read_parquet(tmp_path / d / "files", hive_partitioning=True)
+        .drop("run_id", "processed_at")
+        .sort("source_file")
+        for d in ("local", "dask")
+    ]
     assert files[0].equals(files[1])
 
 
@@ -54,8 +70,20 @@ def test_dask_runner_refuses_to_run_without_a_prefect_server(tmp_path: Path, see
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "home")
     done = subprocess.run(
-        [str(VENV_BIN / "newsflow"), "run", "--seeds", str(seeds_copy), "--data", str(tmp_path / "d"), "--runner", "dask"],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(VENV_BIN / "newsflow"),
+            "run",
+            "--seeds",
+            str(seeds_copy),
+            "--data",
+            str(tmp_path / "d"),
+            "--runner",
+            "dask",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode != 0
     assert "PREFECT_API_URL" in done.stdout + done.stderr

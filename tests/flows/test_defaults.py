@@ -32,8 +32,17 @@ def test_prefect_deploy_all_to_a_process_work_pool(tmp_path: Path) -> None:
     with prefect_server(tmp_path / "home", tmp_path / "server.log") as (api, env):
         env = dict(env, NEWSFLOW_HOME=str(REPO))
         prefect = str(VENV_BIN / "prefect")
-        subprocess.run([prefect, "work-pool", "create", "newsflow", "--type", "process"], env=env, cwd=REPO, check=True, capture_output=True, timeout=120)
-        deployed = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+        subprocess.run(
+            [prefect, "work-pool", "create", "newsflow", "--type", "process"],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        deployed = subprocess.run(
+            [prefect, "--no-prompt", "deploy", "--all"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+        )
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
 
         async def read():

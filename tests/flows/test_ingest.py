@@ -23,8 +23,8 @@ from tasks.schema import (
     STATUS_QUARANTINED,
     C,
 )
-from tasks.storage.stores import open_data_dir
 from tasks.storage.parquet import read_dataset
+from tasks.storage.stores import open_data_dir
 from tests.conftest import tree_digest, without_manifest
 from tests.paths import SEEDS
 
@@ -60,8 +60,7 @@ def test_the_five_related_articles_shared_by_001_and_002_have_the_same_ids(seede
     _, data, _ = seeded
     occ = read_dataset(data, OCCURRENCES).filter(pl.col(C.kind) == "related")
     ids = {
-        f: set(occ.filter(pl.col(C.source_file).str.starts_with(f)).get_column(C.article_id))
-        for f in ("001", "002")
+        f: set(occ.filter(pl.col(C.source_file).str.starts_with(f)).get_column(C.article_id)) for f in ("001", "002")
     }
     assert len(ids["001"]) == 5 and ids["001"] == ids["002"]
 
@@ -70,7 +69,13 @@ def test_release_times_are_local_shanghai_time(seeded) -> None:
     _, data, _ = seeded
     main = read_dataset(data, ARTICLES).filter(pl.col(C.kind) == "main").sort(C.published_at, nulls_last=True)
     got = [None if t is None else t.strftime("%Y-%m-%d %H:%M %z") for t in main.get_column(C.published_at).to_list()]
-    assert got == ["2024-04-13 21:49 +0800", "2024-04-15 19:48 +0800", "2024-05-17 17:21 +0800", "2024-06-06 12:01 +0800", None]
+    assert got == [
+        "2024-04-13 21:49 +0800",
+        "2024-04-15 19:48 +0800",
+        "2024-05-17 17:21 +0800",
+        "2024-06-06 12:01 +0800",
+        None,
+    ]
     partitions = read_dataset(data, ARTICLES).select(C.year, C.month).unique().sort(C.year, C.month).rows()
     assert ("unknown", "unknown") in partitions and ("2024", "05") in partitions
 
@@ -130,7 +135,9 @@ def test_a_changed_file_replaces_its_earlier_rows(tmp_path: Path, seeds_copy: Pa
     data = tmp_path / "data"
     ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
     page = seeds_copy / "003_cdf2a856273f76b8.txt"
-    page.write_text(page.read_text(encoding="utf-8").replace("陈吉宁在调研中表示,要", "Chen Jining said, "), encoding="utf-8")
+    page.write_text(
+        page.read_text(encoding="utf-8").replace("陈吉宁在调研中表示,要", "Chen Jining said, "), encoding="utf-8"
+    )
     summary = ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
     assert summary["files_processed"] == 1
     spans = read_dataset(data, SPANS)
@@ -160,12 +167,22 @@ def test_near_duplicate_of_a_main_article_is_linked_across_runs(tmp_path: Path, 
     data = tmp_path / "data"
     ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
     original = (seeds_copy / "000_679cc89de41e4925.txt").read_text(encoding="utf-8")
-    variant = original.replace("signed a strategic cooperation agreement in Shanghai today", "signed a strategic cooperation agreement in Shanghai on Friday", 1)
-    (seeds_copy / "later" ).mkdir()
-    (seeds_copy / "later" / "000_variant.txt").write_text(variant.replace("May 17, 2024", "May 18, 2024", 1), encoding="utf-8")
+    variant = original.replace(
+        "signed a strategic cooperation agreement in Shanghai today",
+        "signed a strategic cooperation agreement in Shanghai on Friday",
+        1,
+    )
+    (seeds_copy / "later").mkdir()
+    (seeds_copy / "later" / "000_variant.txt").write_text(
+        variant.replace("May 17, 2024", "May 18, 2024", 1), encoding="utf-8"
+    )
     ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
     dups = read_dataset(data, DUPLICATES)
-    main_ids = read_dataset(data, OCCURRENCES).filter((pl.col(C.kind) == "main") & pl.col(C.source_file).str.contains("000_")).sort(C.source_file)
+    main_ids = (
+        read_dataset(data, OCCURRENCES)
+        .filter((pl.col(C.kind) == "main") & pl.col(C.source_file).str.contains("000_"))
+        .sort(C.source_file)
+    )
     original_id, variant_id = main_ids.get_column(C.article_id).to_list()
     link = dups.filter(pl.col(C.article_id) == variant_id)
     assert link.height == 1
@@ -181,7 +198,11 @@ def test_a_lost_or_outdated_index_is_rebuilt_from_the_stored_articles(tmp_path: 
     index_before = read_dataset(data, MINHASH_INDEX).sort(C.article_id)
     shutil.rmtree(data / MINHASH_INDEX.name)
     original = (seeds_copy / "000_679cc89de41e4925.txt").read_text(encoding="utf-8")
-    variant = original.replace("signed a strategic cooperation agreement in Shanghai today", "signed a strategic cooperation agreement in Shanghai on Friday", 1)
+    variant = original.replace(
+        "signed a strategic cooperation agreement in Shanghai today",
+        "signed a strategic cooperation agreement in Shanghai on Friday",
+        1,
+    )
     (seeds_copy / "000_variant.txt").write_text(variant, encoding="utf-8")
     ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
     index_after = read_dataset(data, MINHASH_INDEX).sort(C.article_id)
@@ -206,7 +227,9 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
     sizes = sorted(f.n_bytes for f in discover_files(seeds_copy))
     task_bytes = sizes[-1] + sizes[-2]  # two files a task at least, one file a batch
     one = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "one"))
-    grouped = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "grouped"), batch_bytes=1, task_bytes=task_bytes, workers=2)
+    grouped = ingest(
+        seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "grouped"), batch_bytes=1, task_bytes=task_bytes, workers=2
+    )
     plan = plan_work(discover_files(seeds_copy), 1, task_bytes, workers=2)
     assert len(plan.batches) == 5 and 1 < len(plan.tasks) < 5
 
@@ -260,7 +283,10 @@ def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotentl
     assert summary["articles_new"] == 20 and summary["spans"] == 9
     store = open_data_dir(memory_uri)
     fs = store.filesystem()
-    remote = {rel: hashlib.sha256(fs.open_input_stream(store.full(rel)).read()).hexdigest() for rel in store.list_files("", "part-0.parquet")}
+    remote = {
+        rel: hashlib.sha256(fs.open_input_stream(store.full(rel)).read()).hexdigest()
+        for rel in store.list_files("", "part-0.parquet")
+    }
     assert without_manifest(remote) == without_manifest(tree_digest(data))
     assert store.list_dirs("_staging") == []  # committed and cleaned up
     again = ingest(seeds_dir=str(seeds), data_dir=memory_uri)

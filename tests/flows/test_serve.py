@@ -47,7 +47,9 @@ async def _wait_for_deployments(names: list[str], proc, timeout: float = 120) ->
     async with get_client() as client:
         while time.monotonic() < deadline:
             assert proc.poll() is None, "newsflow serve exited early"
-            found = await client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names)))
+            found = await client.read_deployments(
+                deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=names))
+            )
             if len(found) == len(names):
                 return
             await asyncio.sleep(1)
@@ -56,7 +58,9 @@ async def _wait_for_deployments(names: list[str], proc, timeout: float = 120) ->
 
 async def _runs_of(deployment: str) -> list:
     async with get_client() as client:
-        (dep,) = await client.read_deployments(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment])))
+        (dep,) = await client.read_deployments(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=[deployment]))
+        )
         return await client.read_flow_runs(deployment_filter=DeploymentFilter(id={"any_": [dep.id]}))
 
 
@@ -67,7 +71,9 @@ async def _wait_runs_final(deployment: str, at_least: int, timeout: float) -> li
         if len(runs) >= at_least and all(r.state and r.state.is_final() for r in runs):
             return runs
         await asyncio.sleep(1)
-    raise TimeoutError(f"{deployment}: fewer than {at_least} finished runs after {timeout:.0f}s: {[(r.name, r.state_name) for r in await _runs_of(deployment)]}")
+    raise TimeoutError(
+        f"{deployment}: fewer than {at_least} finished runs after {timeout:.0f}s: {[(r.name, r.state_name) for r in await _runs_of(deployment)]}"
+    )
 
 
 def _no_duplicate_rows(data: Path) -> None:
@@ -106,7 +112,9 @@ def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served) -> None:
     seeds, data, _ = served
     for p in sorted(SEEDS.glob("00[0-2]_*.txt")):
         shutil.copy(p, seeds / p.name)
-    good = run_deployment("ingest/backfill", parameters={"glob": "00*.txt", "near_duplicate_threshold": 0.7}, timeout=180)
+    good = run_deployment(
+        "ingest/backfill", parameters={"glob": "00*.txt", "near_duplicate_threshold": 0.7}, timeout=180
+    )
     assert good.state.is_completed(), good.state
     assert good.name.startswith("backfill-")
     assert read_dataset(data, FILES).height >= 4
@@ -149,7 +157,9 @@ def test_a_burst_of_200_files_makes_a_handful_of_runs(served) -> None:
     staging = root / "burst"
     staging.mkdir()
     for i in range(200):
-        (staging / f"burst_{i:03d}.txt").write_text(template.replace("Release time:May 17", f"Release time:May {1 + i % 28}"), encoding="utf-8")
+        (staging / f"burst_{i:03d}.txt").write_text(
+            template.replace("Release time:May 17", f"Release time:May {1 + i % 28}"), encoding="utf-8"
+        )
     for p in sorted(staging.iterdir()):
         p.rename(seeds / p.name)  # like an rsync: each file appears complete
     deadline = time.monotonic() + 240

@@ -16,18 +16,20 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tasks.schema import FILES, C
 from tasks.storage.parquet import read_dataset
 from tests.conftest import SEEDS
+from tests.flows.test_serve import _wait_for_deployments, _wait_runs_final
 from tests.prefect_server import (
     newsflow_serve,
     postgres_bin,
     postgres_database,
     prefect_server,
 )
-from tests.flows.test_serve import _wait_for_deployments, _wait_runs_final
 
 pytestmark = [
     pytest.mark.slow,
     # .ci/run installs PostgreSQL (Debian's package) so CI always runs this test
-    pytest.mark.skipif(postgres_bin() is None, reason="PostgreSQL server binaries not installed (apt-get install postgresql)"),
+    pytest.mark.skipif(
+        postgres_bin() is None, reason="PostgreSQL server binaries not installed (apt-get install postgresql)"
+    ),
 ]
 
 
@@ -50,8 +52,22 @@ def test_served_loop_on_a_postgres_backed_prefect_server(tmp_path: Path) -> None
             # the run history really lives in PostgreSQL
             port = db_url.rsplit(":", 1)[1].split("/")[0]
             rows = subprocess.run(
-                ["psql", "-h", "127.0.0.1", "-p", port, "-U", "prefect", "-d", "prefect", "-tAc", "select count(*) from flow_run where state_name = 'Completed'"],
-                capture_output=True, text=True, check=True,
+                [
+                    "psql",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    port,
+                    "-U",
+                    "prefect",
+                    "-d",
+                    "prefect",
+                    "-tAc",
+                    "select count(*) from flow_run where state_name = 'Completed'",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             assert int(rows.stdout.strip()) >= 2
     files = read_dataset(data, FILES).get_column(C.source_file).sort().to_list()

@@ -124,7 +124,9 @@ def test_a_work_plan_groups_consecutive_batches_into_task_runs_by_bytes() -> Non
     limit=st.integers(min_value=1, max_value=20_000),
     cores=st.integers(min_value=1, max_value=8),
 )
-def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(sizes: list[int], limit: int, cores: int) -> None:
+def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(
+    sizes: list[int], limit: int, cores: int
+) -> None:
     batches = plan_batches(_files(*sizes), limit, cores)
     assert [f.source_file for b in batches for f in b] == [f.source_file for f in _files(*sizes)]
     assert all(b for b in batches)
@@ -137,7 +139,9 @@ def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(sizes: l
     batches_wanted=st.integers(min_value=1, max_value=12),
     cores=st.integers(min_value=1, max_value=4),
 )
-def test_small_files_make_equal_batches_a_multiple_of_the_cores(sizes: list[int], batches_wanted: int, cores: int) -> None:
+def test_small_files_make_equal_batches_a_multiple_of_the_cores(
+    sizes: list[int], batches_wanted: int, cores: int
+) -> None:
     """The workers run out of batches together: no last batch runs alone on one core."""
     limit = sum(sizes) // batches_wanted
     sizes_of = [sum(f.n_bytes for f in b) for b in plan_batches(_files(*sizes), limit, cores)]

@@ -61,7 +61,9 @@ def _wait_until(condition, what: str, seconds: float = 120) -> None:
         time.sleep(0.01)
 
 
-def _assert_nothing_committed_and_a_rerun_is_clean(seeds: Path, data: Path, clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _assert_nothing_committed_and_a_rerun_is_clean(
+    seeds: Path, data: Path, clean: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The run waited for its staging thread: none is left writing into data/ after the failure.
     assert not [t for t in threading.enumerate() if t.name.startswith("newsflow-stage")]
     assert not (data / ARTICLES.name).exists()  # nothing committed
@@ -97,7 +99,9 @@ def test_datasets_are_staged_while_the_near_duplicate_search_runs(fresh_data, mo
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(
+    fresh_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Above the budget the two steps hold too much memory side by side: one after the other.
     seeds, clean, data = fresh_data
     search, stage = run_module.find_near_duplicates, run_module.stage_update
@@ -105,7 +109,13 @@ def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(fr
 
     def recording_search(index, texts, threshold):
         # no staging thread exists yet: the executor starts it at the first submit
-        order.append(("search", len(_staged_parquet(data)), [t.name for t in threading.enumerate() if t.name.startswith("newsflow-stage")]))
+        order.append(
+            (
+                "search",
+                len(_staged_parquet(data)),
+                [t.name for t in threading.enumerate() if t.name.startswith("newsflow-stage")],
+            )
+        )
         return search(index, texts, threshold=threshold)
 
     def recording_stage(data_dir, run_id, spec, *args, **kwargs):
@@ -117,11 +127,21 @@ def test_a_run_whose_spill_is_over_the_overlap_budget_stages_after_the_search(fr
     monkeypatch.setattr(run_module, "stage_update", recording_stage)
     run_once(seeds, data)
     assert order[0] == ("search", 0, [])  # before any dataset was staged, with no staging thread
-    assert [step[0] for step in order[1:]] == [MINHASH_INDEX.name, ARTICLES.name, OCCURRENCES.name, SEGMENTS.name, SPANS.name, FILES.name, DUPLICATES.name]
+    assert [step[0] for step in order[1:]] == [
+        MINHASH_INDEX.name,
+        ARTICLES.name,
+        OCCURRENCES.name,
+        SEGMENTS.name,
+        SPANS.name,
+        FILES.name,
+        DUPLICATES.name,
+    ]
     assert without_manifest(tree_digest(data)) == without_manifest(tree_digest(clean))
 
 
-def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(
+    fresh_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seeds, clean, data = fresh_data
     stage, stage_rows = run_module.stage_update, run_module.stage_run_rows
     staging_articles = threading.Event()
@@ -152,7 +172,9 @@ def test_a_failed_search_stops_staging_waits_for_it_and_commits_nothing(fresh_da
     _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
-def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(fresh_data, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_stage_fails_the_run_after_the_search_and_commits_nothing(
+    fresh_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seeds, clean, data = fresh_data
     search, stage = run_module.find_near_duplicates, run_module.stage_update
     staging_failed, searched = threading.Event(), []
@@ -197,7 +219,9 @@ def test_when_search_and_staging_both_fail_the_error_names_both(fresh_data, monk
     _assert_nothing_committed_and_a_rerun_is_clean(seeds, data, clean, monkeypatch)
 
 
-def test_article_texts_are_read_from_a_spill_whose_path_looks_like_a_glob_pattern(seeds_dir: Path, tmp_path: Path) -> None:
+def test_article_texts_are_read_from_a_spill_whose_path_looks_like_a_glob_pattern(
+    seeds_dir: Path, tmp_path: Path
+) -> None:
     # Near-duplicate verification reads candidate texts back from the spill: a data dir
     # named like `data[1]` is a path, not a pattern (polars would expand it to no files).
     root = tmp_path / "data[1]" / "spill"

@@ -10,9 +10,8 @@ import sys
 import psutil
 import pytest
 
-from tests.paths import REPO
 from tasks.process.memory import ALLOCATOR_ENV, allocator_settings, return_freed_memory
-
+from tests.paths import REPO
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
@@ -20,7 +19,9 @@ def test_pages_freed_between_live_objects_are_returned() -> None:
     # what a batch leaves behind: many paragraph-sized Python strings (> 512 bytes: glibc's
     # heap, not Python's small-object arenas) freed, a few still alive among them, so glibc
     # cannot shrink the heap from its top and keeps the pages
-    rss = lambda: psutil.Process().memory_info().rss
+    def rss() -> int:
+        return psutil.Process().memory_info().rss
+
     texts = [f"{i:08d}" * 250 for i in range(150_000)]  # 2 KB strings, ~300 MB
     survivors = texts[::100]
     del texts
@@ -56,7 +57,9 @@ def _clean_env(**overrides: str) -> dict[str, str]:
 
 
 def _allocate_and_free(env: dict[str, str]) -> tuple[int, int, int, str]:
-    out = subprocess.run([sys.executable, "-c", _ALLOCATE_AND_FREE], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _ALLOCATE_AND_FREE], env=env, cwd=REPO, capture_output=True, text=True, check=True
+    )
     held, kept, returned, pool = out.stdout.split()
     return int(held), int(kept), int(returned), pool
 
@@ -72,7 +75,9 @@ def test_with_the_policy_polars_and_pyarrow_give_freed_memory_back_at_once() -> 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
 def test_allocator_settings_in_the_environment_win() -> None:
-    env = _clean_env(_RJEM_MALLOC_CONF="dirty_decay_ms:10000,muzzy_decay_ms:10000", ARROW_DEFAULT_MEMORY_POOL="mimalloc")
+    env = _clean_env(
+        _RJEM_MALLOC_CONF="dirty_decay_ms:10000,muzzy_decay_ms:10000", ARROW_DEFAULT_MEMORY_POOL="mimalloc"
+    )
     held, kept, _, pool = _allocate_and_free(env)
     assert kept > held // 2  # the user's choice: freed pages stay for reuse
     assert pool == "mimalloc"
@@ -87,7 +92,9 @@ def _effective_jemalloc_options(conf: str) -> dict[str, str]:
     ("user_conf", "dirty_decay_ms"),
     [(None, "0"), ("narenas:2", "0"), ("dirty_decay_ms:300", "300")],
 )
-@pytest.mark.parametrize("first", ["prefer_returning_memory(); import polars", "import polars; prefer_returning_memory()"])
+@pytest.mark.parametrize(
+    "first", ["prefer_returning_memory(); import polars", "import polars; prefer_returning_memory()"]
+)
 def test_processes_started_after_the_policy_inherit_it_whenever_polars_loaded(
     first: str, user_conf: str | None, dirty_decay_ms: str
 ) -> None:

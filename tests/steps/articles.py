@@ -42,10 +42,9 @@ def change_words(text: str, positions: list[int], word: str = "zzchanged") -> st
 
 def index_of(rows: list[tuple[str, datetime | None, str]]) -> tuple[pl.DataFrame, dict[str, str]]:
     """(index frame, texts mapping) from (id, published_at, text) rows."""
-    ids, ts, texts = (list(x) for x in zip(*rows)) if rows else ([], [], [])
-    return signatures_frame(ids, ts, texts), dict(zip(ids, texts))
+    ids, ts, texts = (list(x) for x in zip(*rows, strict=True)) if rows else ([], [], [])
+    return signatures_frame(ids, ts, texts), dict(zip(ids, texts, strict=True))
 
 
 def pl_schema(spec_schema) -> pl.Schema:
     return pl.from_arrow(spec_schema.empty_table()).schema
-

@@ -34,7 +34,13 @@ def test_lsh_params_and_pairs() -> None:
 
     a = main_text(0)
     idx, _ = index_of(
-        [("b1", None, a), ("a1", None, change_words(a, [3])), ("c1", None, main_text(3)), ("e1", None, ""), ("e2", None, "")]
+        [
+            ("b1", None, a),
+            ("a1", None, change_words(a, [3])),
+            ("c1", None, main_text(3)),
+            ("e1", None, ""),
+            ("e2", None, ""),
+        ]
     )
     pairs = lsh_candidate_pairs(idx, 0.8)
     assert pairs.columns == [C.article_id, OTHER_ID]
@@ -42,6 +48,7 @@ def test_lsh_params_and_pairs() -> None:
 
 
 # ------------------------------------------------------------------------------ find_near_duplicates
+
 
 def test_near_duplicate_linked_to_earlier_one() -> None:
     a = main_text(0)
@@ -104,9 +111,7 @@ def test_no_link_through_a_third_article() -> None:
 
 def test_texts_loader_receives_only_candidates() -> None:
     a = main_text(2)
-    rows = [("x1", T0, a), ("x2", T0, change_words(a, [7]))] + [
-        (f"u{i}", T0, main_text(i)) for i in (0, 1, 3, 4)
-    ]
+    rows = [("x1", T0, a), ("x2", T0, change_words(a, [7]))] + [(f"u{i}", T0, main_text(i)) for i in (0, 1, 3, 4)]
     idx, texts = index_of(rows)
     asked: list[list[str]] = []
 
@@ -144,6 +149,7 @@ def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyP
 
 # ------------------------------------------------------------------------------ real MT data
 
+
 def load_wmt() -> dict[str, list[tuple[str, str]]]:
     """doc -> [(system, text)]: ten MT systems' translations of the same document; segments
     1-3 are page title/chrome noise and skipped."""
@@ -162,7 +168,9 @@ def test_wmt_translations_within_vs_across_documents() -> None:
     docs = load_wmt()
     (d1, sys1), (d2, sys2) = docs.items()
     assert d1.startswith("news_hunan_ribao")
-    within = [jaccard(shingles(x), shingles(y)) for s in (sys1, sys2) for (_, x), (_, y) in itertools.combinations(s, 2)]
+    within = [
+        jaccard(shingles(x), shingles(y)) for s in (sys1, sys2) for (_, x), (_, y) in itertools.combinations(s, 2)
+    ]
     across = [jaccard(shingles(x), shingles(y)) for (_, x) in sys1 for (_, y) in sys2]
     # measured: 90 within-doc pairs, Jaccard 0.04..0.85 (median ~0.125; 3 pairs >= 0.3);
     # 100 cross-doc pairs, all exactly 0 -- independent MT systems rarely share 5-word runs
@@ -181,12 +189,11 @@ def test_wmt_translations_within_vs_across_documents() -> None:
     # at 0.5: HW-TSC ~ ONLINE-B in both documents (J = 0.85, 0.78); at 0.8 only the first
     out = find_near_duplicates(idx, texts, threshold=0.5)
     assert out.select(C.article_id, C.duplicate_of).rows() == [
-        ("d0-ONLINE-B", "d0-HW-TSC"), ("d1-ONLINE-B", "d1-HW-TSC")
+        ("d0-ONLINE-B", "d0-HW-TSC"),
+        ("d1-ONLINE-B", "d1-HW-TSC"),
     ]
     out = find_near_duplicates(idx, texts, threshold=0.8)
-    assert sorted(out.select(C.article_id, C.duplicate_of).row(0)) == sorted(
-        ["d0-HW-TSC", "d0-ONLINE-B"]
-    )
+    assert sorted(out.select(C.article_id, C.duplicate_of).row(0)) == sorted(["d0-HW-TSC", "d0-ONLINE-B"])
 
 
 # ------------------------------------------------------------------------------ order independence
@@ -214,7 +221,10 @@ def test_order_independent(rows: list[tuple[str, datetime | None, str]], rnd, th
     rnd.shuffle(shuffled)
     idx2, texts2 = index_of(shuffled)  # signatures recomputed in the other order too
     assert_frame_equal(find_near_duplicates(idx2, texts2, threshold=thr), expected)
-    assert_frame_equal(find_near_duplicates(idx.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(99)), texts, threshold=thr), expected)
+    assert_frame_equal(
+        find_near_duplicates(idx.sample(fraction=1.0, shuffle=True, seed=rnd.randrange(99)), texts, threshold=thr),
+        expected,
+    )
     assert expected[C.article_id].is_unique().all() and expected.schema == pl_schema(DUPLICATES.schema)
     assert expected.equals(expected.sort(C.duplicate_of, C.article_id))
     # clusters are stars: every member within the threshold of its canonical, no canonical a member
@@ -227,4 +237,6 @@ def test_order_independent(rows: list[tuple[str, datetime | None, str]], rnd, th
 def test_verification_on_hashed_shingles_equals_the_string_jaccard(texts: list[str]) -> None:
     sets = shingle_sets(texts)
     for i, j in itertools.combinations(range(len(texts)), 2):
-        assert jaccard_hashed(sets[i], sets[j]) == pytest.approx(jaccard(shingles(texts[i]), shingles(texts[j])), abs=1e-12)
+        assert jaccard_hashed(sets[i], sets[j]) == pytest.approx(
+            jaccard(shingles(texts[i]), shingles(texts[j])), abs=1e-12
+        )

@@ -26,7 +26,6 @@ def seed(prefix: str) -> str:
     return next(p for p in sorted(SEEDS.glob("*.txt")) if p.name.startswith(prefix)).read_text(encoding="utf-8")
 
 
-
 # ------------------------------------------------------------------ release time
 
 
@@ -76,12 +75,10 @@ def test_release_time_garbage_is_none(raw: str | None) -> None:
     assert parse_release_time(raw) is None
 
 
-
 def test_span_pinyin() -> None:
     assert span_pinyin("陈吉宁") == "chén jí níng"
     assert span_pinyin("上海 GDP") == "shàng hǎi GDP"
     assert span_pinyin("") == ""
-
 
 
 # ------------------------------------------------------------------ the step over a batch
@@ -90,7 +87,11 @@ def test_span_pinyin() -> None:
 def articles(rows: list[dict]) -> pl.DataFrame:
     """A batch's articles as the rows step hands them over (one row each)."""
     defaults = {C.tags: [], C.release_time_raw: None, C.n_paragraphs: 1, C.untranslated_chars: 0}
-    return pl.from_arrow(pl.DataFrame([defaults | r for r in rows], schema=pl.from_arrow(CANDIDATE_SCHEMA.empty_table()).schema).to_arrow().cast(CANDIDATE_SCHEMA))
+    return pl.from_arrow(
+        pl.DataFrame([defaults | r for r in rows], schema=pl.from_arrow(CANDIDATE_SCHEMA.empty_table()).schema)
+        .to_arrow()
+        .cast(CANDIDATE_SCHEMA)
+    )
 
 
 ARTICLES_SCHEMA = pl.from_arrow(ARTICLES.schema.empty_table()).schema
@@ -111,7 +112,14 @@ def test_enrich_articles_schema_and_values() -> None:
                     C.untranslated_chars: 163,
                 },
                 {C.article_id: "b", C.kind: "related", C.title: "Empty", C.body: "", C.n_paragraphs: 0},
-                {C.article_id: "c", C.kind: "main", C.title: "x", C.release_time_raw: "garbage", C.body: "abcd", C.untranslated_chars: 1},
+                {
+                    C.article_id: "c",
+                    C.kind: "main",
+                    C.title: "x",
+                    C.release_time_raw: "garbage",
+                    C.body: "abcd",
+                    C.untranslated_chars: 1,
+                },
             ]
         )
     )
@@ -150,7 +158,9 @@ def test_enrich_articles_schema_and_values() -> None:
 def test_enrich_articles_agrees_with_single_text_functions() -> None:
     body = seed("004")
     title, tags = split_title_and_tags(body.splitlines()[0])
-    out = enrich_articles(articles([{C.article_id: "x", C.kind: "main", C.title: title, C.tags: tags, C.body: body}])).row(0, named=True)
+    out = enrich_articles(
+        articles([{C.article_id: "x", C.kind: "main", C.title: title, C.tags: tags, C.body: body}])
+    ).row(0, named=True)
     text = f"{title}\n\n{body}"
     assert out[C.people] == find_people(text)
     assert out[C.places] == find_places(text)
@@ -176,7 +186,9 @@ def test_enrich_spans_adds_pinyin_to_each_span() -> None:
                 C.lang: ["zh-cn"] * 3,
                 C.confidence: [0.5] * 3,
             }
-        ).to_arrow().cast(SPAN_ROWS_SCHEMA)
+        )
+        .to_arrow()
+        .cast(SPAN_ROWS_SCHEMA)
     )
     out = enrich_spans(spans)
     assert out.schema == pl.from_arrow(SPANS.schema.empty_table()).schema
@@ -199,7 +211,11 @@ def test_enrich_functions_never_raise(text: str, short: str) -> None:
     assert isinstance(extract_keywords(short, text), list)
     assert count_words(text) >= 0
     assert isinstance(span_pinyin(text), str)
-    out = enrich_articles(articles([{C.article_id: "h", C.kind: "main", C.title: title, C.tags: tags, C.release_time_raw: short, C.body: text}]))
+    out = enrich_articles(
+        articles(
+            [{C.article_id: "h", C.kind: "main", C.title: title, C.tags: tags, C.release_time_raw: short, C.body: text}]
+        )
+    )
     assert out.schema == ARTICLES_SCHEMA and out.height == 1
 
 

@@ -16,9 +16,6 @@ def seed(prefix: str) -> str:
     return next(p for p in SEED_FILES if p.name.startswith(prefix)).read_text(encoding="utf-8")
 
 
-
-
-
 def test_people_in_seed_000() -> None:
     people = find_people(seed("000"))
     for name in ["Chen Jining", "Gong Zheng", "Jin Zhuanglong", "Xi Jinping", "Li Zheng"]:
@@ -101,7 +98,6 @@ def test_organizations_examples(text: str, expected: list[str]) -> None:
     assert find_organizations(text) == expected
 
 
-
 def test_pinyin_syllable_file_matches_pypinyin() -> None:
     from pypinyin.pinyin_dict import pinyin_dict
 
@@ -122,4 +118,3 @@ def test_surname_file_agrees_with_pypinyin() -> None:
     for han, py, *corrected in rows:
         if not (corrected and corrected[0] == "*"):
             assert "".join(lazy_pinyin(han, style=Style.NORMAL)) == py, han
-

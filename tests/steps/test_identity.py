@@ -23,7 +23,11 @@ def _normalize_reference(text: str) -> str:
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
-@given(st.text(alphabet=st.sampled_from(list("ab é\u0301\n\r\t\xa0\u3000\u2028\u2029\x85\ufeff\x1c汉\u200b\x07")), max_size=60))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("ab é\u0301\n\r\t\xa0\u3000\u2028\u2029\x85\ufeff\x1c汉\u200b\x07")), max_size=60
+    )
+)
 def test_normalize_text_fast_paths_equal_the_plain_rule(raw: str) -> None:
     assert normalize_text(raw) == _normalize_reference(raw)
 

@@ -17,7 +17,6 @@ def seed(prefix: str) -> str:
     return next(p for p in sorted(SEEDS.glob("*.txt")) if p.name.startswith(prefix)).read_text(encoding="utf-8")
 
 
-
 def test_keywords_deterministic_and_ranked() -> None:
     text = seed("001")
     kw = extract_keywords(text.splitlines()[0], text, k=5)
@@ -87,4 +86,3 @@ def test_count_words() -> None:
     assert count_words("") == 0
     assert count_words("Shanghai's high-quality development, 2024!") == 3 + 1
     assert count_words("陈吉宁在调研中表示,要Seize digital") == 10 + 2  # one word per Han character
-

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
 from tasks.steps.langtag import (
     TaggedSpan,
     find_untranslated_spans,
@@ -22,7 +23,6 @@ from tasks.steps.langtag import (
     tag_span_language,
     tag_spans,
 )
-from tasks.schema import LANG_EN, LANG_MIXED, LANG_ZH
 from tasks.steps.segment import segment_page
 from tests.paths import EVAL, REPO, SEEDS
 
@@ -126,7 +126,12 @@ def test_tagging_is_deterministic_across_processes() -> None:
     for hashseed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": hashseed}
         r = subprocess.run(
-            [sys.executable, "-c", code, json.dumps(spans)], capture_output=True, text=True, env=env, cwd=REPO, check=True
+            [sys.executable, "-c", code, json.dumps(spans)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=REPO,
+            check=True,
         )
         outs.append(json.loads(r.stdout))
     assert outs[0] == outs[1] == [list(tag_span_language(s)) for s in spans]
@@ -228,7 +233,8 @@ def _spans_by_paragraph_equal_page_spans(text: str) -> None:
                 assert all(s.char_end <= p.char_end for s in got.spans)
                 assert got.lang == paragraph_language(text, alone, p.char_start, p.char_end)
                 assert got.sentence_langs == tuple(
-                    paragraph_language(text, [x for x in alone if x.char_start < e and x.char_end > b], b, e) for b, e in p.sentences
+                    paragraph_language(text, [x for x in alone if x.char_start < e and x.char_end > b], b, e)
+                    for b, e in p.sentences
                 )
 
 

@@ -105,6 +105,7 @@ def test_symlinks_and_directories_are_refused(tmp_path: Path) -> None:
 
 # --- fault handling (issue #4) ---------------------------------------------------------
 
+
 def test_every_reason_names_the_file() -> None:
     with pytest.raises(QuarantineError) as info:
         load_bytes(b"", "folder/new\nline.txt")
@@ -120,7 +121,9 @@ def test_mixed_encodings_in_one_file_are_named_with_the_line() -> None:
 def test_gb18030_with_many_short_chinese_lines_is_not_mistaken_for_mixed() -> None:
     rng = random.Random(7)
     common = "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经"
-    lines = ["Title line", "", "Body paragraph."] + ["".join(rng.choice(common) for _ in range(rng.randint(1, 4))) + " ok" for _ in range(3000)]
+    lines = ["Title line", "", "Body paragraph."] + [
+        "".join(rng.choice(common) for _ in range(rng.randint(1, 4))) + " ok" for _ in range(3000)
+    ]
     text = "\n".join(lines) + "\n"
     loaded = load_bytes(text.encode("gb18030"), "gb.txt")
     assert loaded.encoding == "gb18030" and loaded.text == text
@@ -151,7 +154,9 @@ def test_files_above_the_limit_are_hashed_in_bounded_memory_and_quarantined(tmp_
     data = read_file_bytes(path, "big.txt")
     assert isinstance(data, OversizedFile) and len(data) == path.stat().st_size
     assert sha256_hex(data) == sha256_hex(path.read_bytes())
-    with pytest.raises(QuarantineError, match=r"too large: 5,007 bytes, above the limit of 1,000 bytes.*NEWSFLOW_MAX_FILE_BYTES"):
+    with pytest.raises(
+        QuarantineError, match=r"too large: 5,007 bytes, above the limit of 1,000 bytes.*NEWSFLOW_MAX_FILE_BYTES"
+    ):
         load_bytes(data, "big.txt")
     monkeypatch.setenv("NEWSFLOW_MAX_FILE_BYTES", "0")  # 0 = no limit
     assert load_file(path, tmp_path).n_bytes == 5007

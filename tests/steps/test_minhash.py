@@ -68,7 +68,13 @@ _ASSIGNED = st.characters(exclude_categories=("Cn", "Cs"))
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(_ASSIGNED, min_size=0, max_size=60) | st.sampled_from(["ΣΑΣ ΟΔΟΣ", "İstanbul x²y", "a b c"]), min_size=1, max_size=5))
+@given(
+    st.lists(
+        st.text(_ASSIGNED, min_size=0, max_size=60) | st.sampled_from(["ΣΑΣ ΟΔΟΣ", "İstanbul x²y", "a b c"]),
+        min_size=1,
+        max_size=5,
+    )
+)
 def test_polars_tokens_match_python_words(texts: list[str]) -> None:
     # the batch tokenizer (polars) must read the same words as shingles() (Python re)
     expected = [len(_words(t)) for t in texts]
@@ -120,8 +126,13 @@ def test_signatures_deterministic_in_fresh_process(texts: list[str]) -> None:
         "print(json.dumps(minhash_signatures(json.loads(sys.stdin.read())).tolist()))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], input=json.dumps(texts), capture_output=True,
-        text=True, cwd=REPO, check=True, env={"PYTHONHASHSEED": "random", "PATH": ""},
+        [sys.executable, "-c", code],
+        input=json.dumps(texts),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+        env={"PYTHONHASHSEED": "random", "PATH": ""},
     )
     assert json.loads(out.stdout) == minhash_signatures(texts).tolist()
 

@@ -17,7 +17,10 @@ from tests.paths import SEEDS
 
 
 def _segment_all(seeds_dir: Path):
-    return {p.name[:3]: (p.read_text(encoding="utf-8"), segment_page(p.read_text(encoding="utf-8"))) for p in sorted(seeds_dir.glob("*.txt"))}
+    return {
+        p.name[:3]: (p.read_text(encoding="utf-8"), segment_page(p.read_text(encoding="utf-8")))
+        for p in sorted(seeds_dir.glob("*.txt"))
+    }
 
 
 def test_seeds_hold_25_article_occurrences_5_main_20_related(seeds_dir: Path) -> None:
@@ -72,7 +75,9 @@ def test_offsets_point_at_the_exact_characters(seeds_dir: Path) -> None:
 
 
 def test_sentences_split_on_english_and_chinese_full_stops() -> None:
-    text = "The U.S. delegation met at 3.5 p.m. today. It went well! 会议召开。上海发言！Then Co., Ltd. Cheng Fubo left?"
+    text = (
+        "The U.S. delegation met at 3.5 p.m. today. It went well! 会议召开。上海发言！Then Co., Ltd. Cheng Fubo left?"
+    )
     got = [text[s.char_start : s.char_end] for s in split_sentences(text, 0, len(text))]
     assert got == [
         "The U.S. delegation met at 3.5 p.m. today.",
@@ -98,7 +103,17 @@ def test_crlf_and_nbsp_pages_segment_like_lf_pages() -> None:
 
 page_text = st.lists(
     st.one_of(
-        st.sampled_from(["", "", "Title | tag", "Release time:May 17, 2024 17:21 PM", "陈吉宁在调研中表示,要Seize it.", "Dup line", "  "]),
+        st.sampled_from(
+            [
+                "",
+                "",
+                "Title | tag",
+                "Release time:May 17, 2024 17:21 PM",
+                "陈吉宁在调研中表示,要Seize it.",
+                "Dup line",
+                "  ",
+            ]
+        ),
         st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=60),
     ),
     max_size=30,
@@ -147,8 +162,29 @@ def _ref_split(text: str, start: int, end: int, abbreviations: frozenset[str]) -
 
 sentence_text = st.lists(
     st.one_of(
-        st.sampled_from(["Mr", "No", "U.S", "p.m", "approx", "APPROX", "e.g", "Dec", "3", "12", "123", "x", "İ", "word", "sentences"]),
-        st.sampled_from(list(".?!。！？”’」』）)\"'“‘( \n\t\u3000\xa0\r") + ["...", "?!", ". ", "。”", "\"\"\"((", "((((((((", "“““““““‘"]),
+        st.sampled_from(
+            [
+                "Mr",
+                "No",
+                "U.S",
+                "p.m",
+                "approx",
+                "APPROX",
+                "e.g",
+                "Dec",
+                "3",
+                "12",
+                "123",
+                "x",
+                "İ",
+                "word",
+                "sentences",
+            ]
+        ),
+        st.sampled_from(
+            list(".?!。！？”’」』）)\"'“‘( \n\t\u3000\xa0\r")
+            + ["...", "?!", ". ", "。”", '"""((', "((((((((", "“““““““‘"]
+        ),
         st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=8),
     ),
     max_size=40,
@@ -237,7 +273,12 @@ TITLE_CASES = {
 
 
 def test_every_pipe_line_in_the_seeds_is_covered() -> None:
-    lines = {ln.strip() for p in sorted(SEEDS.glob("*.txt")) for ln in p.read_text(encoding="utf-8").splitlines() if " | " in ln}
+    lines = {
+        ln.strip()
+        for p in sorted(SEEDS.glob("*.txt"))
+        for ln in p.read_text(encoding="utf-8").splitlines()
+        if " | " in ln
+    }
     assert lines == set(TITLE_CASES)
 
 
@@ -258,4 +299,3 @@ def test_split_title_and_tags_seed_lines(line: str, expected: tuple[str, list[st
 )
 def test_split_title_and_tags_normalises(line: str, expected: tuple[str, list[str]]) -> None:
     assert split_title_and_tags(line) == expected
-

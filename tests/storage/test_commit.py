@@ -15,10 +15,10 @@ import pytest
 
 import tasks.storage.commit as write_module
 from tasks.schema import ARTICLES, COMPRESSION, COMPRESSION_LEVEL, OCCURRENCES, TIMEZONE, UNKNOWN_PARTITION, C
-from tasks.storage.stores import STAGING_DIR, open_data_dir
 from tasks.storage.commit import COMMIT_FILE, CommitPlan, commit, recover, stage_update, staging_root
 from tasks.storage.parquet import PART_FILE, read_dataset, source_bucket, with_partition_columns, write_parquet_atomic
 from tasks.storage.spill import SpilledRows, spill_frame, spill_root
+from tasks.storage.stores import STAGING_DIR, open_data_dir
 
 SH = ZoneInfo(TIMEZONE)
 
@@ -42,7 +42,12 @@ def _articles(ids: list[str], dates: list[datetime | None]) -> pl.DataFrame:
             C.organizations: [[]] * n,
             C.keywords: [[]] * n,
         },
-        schema_overrides={C.people: pl.List(pl.String), C.places: pl.List(pl.String), C.organizations: pl.List(pl.String), C.keywords: pl.List(pl.String)},
+        schema_overrides={
+            C.people: pl.List(pl.String),
+            C.places: pl.List(pl.String),
+            C.organizations: pl.List(pl.String),
+            C.keywords: pl.List(pl.String),
+        },
     )
 
 
@@ -50,7 +55,10 @@ def test_articles_are_partitioned_by_year_and_month_with_an_unknown_partition(tm
     rows = _articles(["b", "a", "c"], [datetime(2024, 5, 17, 17, 21, tzinfo=SH), datetime(2024, 5, 1, tzinfo=SH), None])
     commit(tmp_path, stage_update(tmp_path, "run1", ARTICLES, rows))
     parts = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet"))
-    assert parts == ["articles/year=2024/month=05/part-0.parquet", f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}/part-0.parquet"]
+    assert parts == [
+        "articles/year=2024/month=05/part-0.parquet",
+        f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}/part-0.parquet",
+    ]
     may = pq.read_table(tmp_path / parts[0])
     assert may.column(C.article_id).to_pylist() == ["a", "b"]  # sorted by the spec's key
     assert pq.ParquetFile(tmp_path / parts[0]).metadata.row_group(0).column(0).compression == "ZSTD"
@@ -119,7 +127,9 @@ def test_partitions_encoded_at_once_are_the_bytes_of_one_at_a_time(
     months = [datetime(2024, m, 3, tzinfo=SH) for m in range(1, 13)] + [None]
     first = _articles([f"a{i:02d}" for i in range(39)], [months[i % 13] for i in range(39)])
     again = [i for i in range(0, 39, 3) if i % 13 != 2]
-    second = _articles([f"a{i:02d}" for i in again], [months[i % 13] for i in again]).with_columns(pl.lit("new").alias(C.body))
+    second = _articles([f"a{i:02d}" for i in again], [months[i % 13] for i in again]).with_columns(
+        pl.lit("new").alias(C.body)
+    )
     month_03 = pl.col(C.article_id).is_in(["a02", "a15", "a28"])
     real_write, writing, most, lock = write_module.write_parquet_atomic, [0], [0], threading.Lock()
 
@@ -184,9 +194,17 @@ def test_a_partition_written_a_row_group_at_a_time_is_one_sorted_write_table(tmp
     ids = [f"{(i * 7919) % 100_003:06d}" for i in range(n_rows)]  # unsorted, unique
     frame = _articles(ids, [None] * n_rows)
     write_parquet_atomic(ARTICLES, frame, tmp_path, "streamed.parquet")
-    whole = frame.select([f.name for f in ARTICLES.file_schema]).sort(C.article_id).to_arrow().cast(ARTICLES.file_schema)
-    pq.write_table(whole, tmp_path / "whole.parquet", compression=COMPRESSION, compression_level=COMPRESSION_LEVEL,
-                   row_group_size=ARTICLES.row_group_rows, write_statistics=True)
+    whole = (
+        frame.select([f.name for f in ARTICLES.file_schema]).sort(C.article_id).to_arrow().cast(ARTICLES.file_schema)
+    )
+    pq.write_table(
+        whole,
+        tmp_path / "whole.parquet",
+        compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL,
+        row_group_size=ARTICLES.row_group_rows,
+        write_statistics=True,
+    )
     assert (tmp_path / "streamed.parquet").read_bytes() == (tmp_path / "whole.parquet").read_bytes()
     meta = pq.ParquetFile(tmp_path / "streamed.parquet").metadata
     assert meta.num_rows == n_rows and meta.num_row_groups == max(1, -(-n_rows // ARTICLES.row_group_rows))
@@ -227,7 +245,9 @@ def _two_runs(data: str | Path) -> None:
     rows = _articles(["b", "a", "c"], [datetime(2024, 5, 17, tzinfo=SH), datetime(2024, 4, 1, tzinfo=SH), None])
     commit(data, stage_update(data, "r1", ARTICLES, rows))
     gone = pl.col(C.article_id) == "a"
-    commit(data, stage_update(data, "r2", ARTICLES, _articles(["d"], [datetime(2024, 5, 2, tzinfo=SH)]), delete_where=gone))
+    commit(
+        data, stage_update(data, "r2", ARTICLES, _articles(["d"], [datetime(2024, 5, 2, tzinfo=SH)]), delete_where=gone)
+    )
 
 
 def test_a_file_uri_data_dir_gives_the_same_bytes_as_the_plain_path(tmp_path: Path) -> None:
@@ -241,19 +261,29 @@ def test_an_object_store_data_dir_holds_the_same_bytes_as_local_disk(tmp_path: P
     _two_runs(tmp_path / "plain")
     _two_runs(memory_uri)
     assert _memory_tree(memory_uri) == _local_tree(tmp_path / "plain")
-    assert read_dataset(memory_uri, ARTICLES).sort(C.article_id).equals(read_dataset(tmp_path / "plain", ARTICLES).sort(C.article_id))
+    assert (
+        read_dataset(memory_uri, ARTICLES)
+        .sort(C.article_id)
+        .equals(read_dataset(tmp_path / "plain", ARTICLES).sort(C.article_id))
+    )
     assert open_data_dir(memory_uri).list_dirs(STAGING_DIR) == []  # staging removed after the commit
 
 
 @pytest.mark.parametrize("kind", ["file", "memory"])
-def test_recovery_through_a_uri_rolls_committed_runs_forward_and_interrupted_ones_back(kind: str, tmp_path: Path, memory_uri: str) -> None:
+def test_recovery_through_a_uri_rolls_committed_runs_forward_and_interrupted_ones_back(
+    kind: str, tmp_path: Path, memory_uri: str
+) -> None:
     data = f"file://{tmp_path}/data" if kind == "file" else memory_uri
     store = open_data_dir(data)
     commit(data, stage_update(data, "old", ARTICLES, _articles(["a"], [None])))
     stage_update(data, "crashed", ARTICLES, _articles(["b"], [None]))  # no commit record
     plan = stage_update(data, "committed", ARTICLES, _articles(["c"], [None]))
     record = json.dumps({"run_id": "committed", "writes": plan.writes, "deletes": []})
-    store.write_atomic(f"{STAGING_DIR}/committed/{COMMIT_FILE}", lambda w: Path(w).write_text(record) if isinstance(w, str) else w.write(record.encode()), "test")
+    store.write_atomic(
+        f"{STAGING_DIR}/committed/{COMMIT_FILE}",
+        lambda w: Path(w).write_text(record) if isinstance(w, str) else w.write(record.encode()),
+        "test",
+    )
     assert read_dataset(data, ARTICLES).get_column(C.article_id).to_list() == ["a"]  # not applied yet
     assert recover(data) == ["rolled forward committed run committed", "discarded interrupted run crashed"]
     assert read_dataset(data, ARTICLES).get_column(C.article_id).to_list() == ["a", "c"]
@@ -302,7 +332,9 @@ def test_a_batch_spills_one_file_a_dataset_and_a_partition_reads_its_rows_from_e
 def test_reading_a_partition_a_few_bytes_at_a_time_keeps_the_same_rows(tmp_path: Path) -> None:
     for batch in range(4):
         ids = [f"{batch}-{i}" for i in range(5)]
-        spill_frame(tmp_path, ARTICLES, _articles(ids, [None] * 5).with_columns(pl.lit(batch, pl.Int64).alias(C.batch)), batch)
+        spill_frame(
+            tmp_path, ARTICLES, _articles(ids, [None] * 5).with_columns(pl.lit(batch, pl.Int64).alias(C.batch)), batch
+        )
     wanted = pl.DataFrame({C.article_id: ["0-1", "2-3", "3-0"], C.batch: [0, 2, 3]}).lazy()
     keep = lambda f: f.join(wanted, on=[C.article_id, C.batch], how="semi")  # noqa: E731
     unknown = f"articles/year={UNKNOWN_PARTITION}/month={UNKNOWN_PARTITION}"
@@ -313,13 +345,17 @@ def test_reading_a_partition_a_few_bytes_at_a_time_keeps_the_same_rows(tmp_path:
 
 
 @pytest.mark.parametrize("read_bytes", [1, 200_000, 64 << 20])
-def test_every_partition_reads_back_exactly_its_rows_however_many_are_read_together(tmp_path: Path, read_bytes: int) -> None:
+def test_every_partition_reads_back_exactly_its_rows_however_many_are_read_together(
+    tmp_path: Path, read_bytes: int
+) -> None:
     # 3 batches of 1,500 articles over 30 months and the unknown partition, read a partition
     # at a time (read_bytes=1), a few at a time, or all at once
     spilled = []
     for batch in range(3):
         ids = [f"{batch}-{i:04d}" for i in range(1500)]
-        dates = [None if i % 7 == 0 else datetime(2022 + i % 30 // 12, 1 + i % 30 % 12, 1, tzinfo=SH) for i in range(1500)]
+        dates = [
+            None if i % 7 == 0 else datetime(2022 + i % 30 // 12, 1 + i % 30 % 12, 1, tzinfo=SH) for i in range(1500)
+        ]
         frame = _articles(ids, dates)
         spill_frame(tmp_path, ARTICLES, frame, batch)
         spilled.append(frame)
