@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: run test setup clean bench serve ui stop deploy screenshot
+.PHONY: run test check lint setup clean bench serve ui stop deploy screenshot
 
 # Benchmark sizes: make bench SIZES=10MB,100MB,1GB
 SIZES ?= 10MB,100MB
@@ -32,6 +32,14 @@ run: setup
 
 test: setup
 	$(VENV)/bin/pytest
+
+# The edit-test loop: unit and in-process tests (no end-to-end, fault or browser suites).
+check: setup
+	$(VENV)/bin/pytest -m "not slow and not faults"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # --- serving: a local Prefect server (UI) + `newsflow serve` (deployments + watcher) ---
 HOST ?= 127.0.0.1

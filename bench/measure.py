@@ -79,7 +79,7 @@ class RssSampler(threading.Thread):
         except psutil.NoSuchProcess:
             return
         while not self._stop_event.is_set():
-            total = pss = 0
+            total = shared_once = 0
             parts: dict[str, int] = {}
             try:
                 procs = [root, *root.children(recursive=True)]
@@ -92,12 +92,12 @@ class RssSampler(threading.Thread):
                 except psutil.Error:
                     continue
                 total += rss
-                pss += pss(p.pid)
+                shared_once += pss(p.pid)
                 kind = process_kind(cmd)
                 parts[kind] = parts.get(kind, 0) + rss
             if total > self.peak:
                 self.peak, self.breakdown = total, parts
-            self.peak_pss = max(self.peak_pss, pss)
+            self.peak_pss = max(self.peak_pss, shared_once)
             self._stop_event.wait(0.05)
 
     def stop(self) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -66,25 +66,28 @@ def _plain(text: str, limit: int = 48) -> str:
     return plain if len(plain) <= limit else plain[: limit - 1] + "~"
 
 
+def described(name: str, default: object) -> Any:
+    """A parameter's default with its words from flows/defaults.py: the UI's run form shows them."""
+    return Field(default, description=d.HELP[name])
+
+
 @flow(name="ingest", flow_run_name=run_name, log_prints=True, validate_parameters=True)
 def ingest(
-    seeds_dir: Annotated[str, Field(description=d.HELP["seeds_dir"])] = d.SEEDS_DIR,
-    data_dir: Annotated[str, Field(description=d.HELP["data_dir"])] = d.DATA_DIR,
-    glob: Annotated[str, Field(description=d.HELP["glob"])] = d.GLOB,
-    full_refresh: Annotated[bool, Field(description=d.HELP["full_refresh"])] = False,
-    near_duplicate_threshold: Annotated[
-        float, Field(ge=0.0, le=1.0, description=d.HELP["near_duplicate_threshold"])
-    ] = d.NEAR_DUPLICATE_THRESHOLD,
-    since: Annotated[datetime | None, Field(description=d.HELP["since"])] = None,
-    files: Annotated[list[str] | None, Field(description=d.HELP["files"])] = None,
-    batch_bytes: Annotated[int, Field(ge=1, le=1 << 31, description=d.HELP["batch_bytes"])] = d.BATCH_BYTES,
-    task_bytes: Annotated[int, Field(ge=1, le=1 << 40, description=d.HELP["task_bytes"])] = d.TASK_BYTES,
-    lock_wait_seconds: Annotated[
-        float, Field(ge=0, le=86400, description=d.HELP["lock_wait_seconds"])
-    ] = d.LOCK_WAIT_SECONDS,
-    workers: Annotated[int, Field(ge=0, le=256, description=d.HELP["workers"])] = d.WORKERS,
-    runner: Annotated[Literal["local", "dask"], Field(description=d.HELP["runner"])] = "local",
-    dask_address: Annotated[str | None, Field(description=d.HELP["dask_address"])] = None,
+    seeds_dir: str = described("seeds_dir", d.SEEDS_DIR),
+    data_dir: str = described("data_dir", d.DATA_DIR),
+    glob: str = described("glob", d.GLOB),
+    full_refresh: bool = described("full_refresh", False),
+    near_duplicate_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = described(
+        "near_duplicate_threshold", d.NEAR_DUPLICATE_THRESHOLD
+    ),
+    since: datetime | None = described("since", None),
+    files: list[str] | None = described("files", None),
+    batch_bytes: Annotated[int, Field(ge=1, le=1 << 31)] = described("batch_bytes", d.BATCH_BYTES),
+    task_bytes: Annotated[int, Field(ge=1, le=1 << 40)] = described("task_bytes", d.TASK_BYTES),
+    lock_wait_seconds: Annotated[float, Field(ge=0, le=86400)] = described("lock_wait_seconds", d.LOCK_WAIT_SECONDS),
+    workers: Annotated[int, Field(ge=0, le=256)] = described("workers", d.WORKERS),
+    runner: Literal["local", "dask"] = described("runner", "local"),
+    dask_address: str | None = described("dask_address", None),
 ) -> dict | State:
     """Ingest every new or changed file of the seeds folder into the Parquet datasets."""
     started, started_at = time.perf_counter(), time.time()

@@ -1,10 +1,13 @@
-"""Shared fixtures: the reference seeds, ../shared, and one Prefect test harness per session."""
+"""Shared fixtures: the reference seeds, ../shared, and ONE real Prefect server per session
+(`prefect server start`: every flow run of the session, in-process or in a child process,
+is recorded by it; starting one costs ~10-20 s, so it is started once)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,11 +31,21 @@ def shared_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def prefect_harness():
-    """A real Prefect API (temporary SQLite database) for every flow test of the session."""
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """(API URL, environment for child processes) of the session's Prefect server."""
+    from tests.prefect_server import prefect_server
 
-    with prefect_test_harness(server_startup_timeout=180):
+    root = tmp_path_factory.mktemp("prefect")
+    with prefect_server(root / "home", root / "server.log") as (api, env):
+        yield api, env
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(prefect_api):
+    """Flows called in this process report to the session's server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api[0]}):
         yield
 
 

@@ -54,7 +54,10 @@ def prefect_server(home: Path, log: Path, database_url: str | None = None) -> It
     """A `prefect server start` on a free loopback port (SQLite under `home`, or the given
     database); yields (api_url, env for clients)."""
     port = free_port()
-    env = dict(os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    # PREFECT_SERVER_API_PORT: the UI asks the API on that port (4200 otherwise)
+    env = dict(
+        os.environ, PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_SERVER_API_PORT=str(port)
+    )
     if database_url:
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
     env.pop("PREFECT_API_URL", None)

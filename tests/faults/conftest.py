@@ -9,20 +9,14 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import STATS, child_env
-from tests.prefect_server import prefect_server
 
 _STARTED = time.monotonic()
 
 
 @pytest.fixture(scope="session")
-def suite_env(tmp_path_factory: pytest.TempPathFactory):
-    """Environment for `newsflow run` children: PREFECT_API_URL of a real `prefect server
-    start` on a free loopback port, with its own PREFECT_HOME (migrated once)."""
-    root = tmp_path_factory.mktemp("prefect-server")
-    started = time.monotonic()
-    with prefect_server(root / "home", root / "server.log") as (_api, env):
-        STATS.wall_s["prefect server start"] = time.monotonic() - started
-        yield child_env(env, PREFECT_LOGGING_LEVEL="INFO")
+def suite_env(prefect_api):
+    """Environment for `newsflow run` children: PREFECT_API_URL of the session's server."""
+    return child_env(prefect_api[1], PREFECT_LOGGING_LEVEL="INFO")
 
 
 @pytest.fixture

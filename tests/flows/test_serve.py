@@ -23,23 +23,24 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tasks.schema import FILES, OCCURRENCES, STATUS_PROCESSED, C
 from tasks.storage.parquet import read_dataset
 from tests.conftest import SEEDS
-from tests.prefect_server import newsflow_serve, prefect_server
+from tests.prefect_server import newsflow_serve
 
 pytestmark = pytest.mark.slow
 SWEEP_SECONDS = 45
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
+def served(tmp_path_factory: pytest.TempPathFactory, prefect_api):
+    """`newsflow serve` on the session's server, over a folder of its own."""
     root = tmp_path_factory.mktemp("served")
     seeds, data = root / "seeds", root / "data"
     seeds.mkdir()
-    with prefect_server(root / "prefect-home", root / "server.log") as (api, env):
-        with temporary_settings({PREFECT_API_URL: api}):
-            args = ["--seeds", str(seeds), "--data", str(data), "--sweep-interval", str(SWEEP_SECONDS)]
-            with newsflow_serve(env, args, root / "serve.log") as proc:
-                asyncio.run(_wait_for_deployments(["sweep", "on-file", "backfill"], proc))
-                yield seeds, data, root
+    api, env = prefect_api
+    with temporary_settings({PREFECT_API_URL: api}):
+        args = ["--seeds", str(seeds), "--data", str(data), "--sweep-interval", str(SWEEP_SECONDS)]
+        with newsflow_serve(env, args, root / "serve.log") as proc:
+            asyncio.run(_wait_for_deployments(["sweep", "on-file", "backfill"], proc))
+            yield seeds, data, root
 
 
 async def _wait_for_deployments(names: list[str], proc, timeout: float = 120) -> None:
