@@ -38,6 +38,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     root = tmp_path_factory.mktemp("prefect")
     with prefect_server(root / "home", root / "server.log") as (api, env):
         yield api, env
+        # Send this process's last logs and events while the server still answers (else
+        # their workers retry against a closed port at exit).
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
 
 
 @pytest.fixture(scope="session")
