@@ -16,6 +16,10 @@ from flows import defaults as d
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    # plain help and errors: a flag reads `--full-refresh / --no-full-refresh`, a failure
+    # that is a bug keeps its ordinary traceback
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
     help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.",
 )
 

@@ -46,17 +46,20 @@ STORAGE_ERRNOS = {
 
 
 def storage_failed(exc: OSError, folder: str | Path) -> StorageFailed | None:
-    """The one-line StorageFailed for a disk error met while writing under `folder`, or None
-    for any other OSError (a bug, which keeps its traceback)."""
+    """The one-line StorageFailed for a disk error met while writing under `folder` (the
+    data folder, or a run's staging inside it), or None for any other OSError (a bug, which
+    keeps its traceback)."""
     what = STORAGE_ERRNOS.get(exc.errno or 0)
     if what is None:
         return None
+    parts = Path(folder).parts
+    data = Path(*parts[: parts.index("_staging")]) if "_staging" in parts else Path(folder)
     try:
-        free = f"{shutil.disk_usage(folder).free / (1 << 20):,.1f} MB free"
+        usage = shutil.disk_usage(data)
+        free = f"{usage.free / (1 << 20):,.1f} MB free of {usage.total / (1 << 20):,.1f} MB"
     except OSError:
         free = "free space unknown"
-    where = exc.filename or folder
     return StorageFailed(
-        f"{what} writing {where} ({free} on the data folder's device): nothing was committed and this run's "
-        f"staged files were removed; free some space or fix the permissions of {folder}, then run again"
+        f"{what} writing to the data folder {data} ({free}): nothing was committed and this run's staged files "
+        "were removed; free some space (or fix its permissions) and run again"
     )

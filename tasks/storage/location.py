@@ -56,6 +56,8 @@ def check_data_dir(data_dir: str) -> None:
                     f"one of {', '.join(sorted(ARROW_SCHEMES))}, or install the fsspec package that provides it"
                 ) from None
         return
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", data_dir):  # "s3:/bucket": a URI missing a slash
+        raise BadParameter(f"data folder {data_dir!r} is not a path nor a filesystem URI such as s3://bucket/newsflow")
     _check_local(Path(data_dir), data_dir)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import polars as pl
@@ -114,6 +115,79 @@ def test_rerun_is_idempotent_byte_for_byte(seeded) -> None:
     summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
     assert summary["files_unchanged"] == 5 and summary["articles_new"] == 0
     assert tree_digest(data) == before
+
+
+def _stat_tree(data: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of the data folder, every file and every folder under it."""
+    return {p.relative_to(data).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns) for p in [data, *data.rglob("*")]}
+
+
+def test_a_run_over_unchanged_input_writes_nothing(seeded) -> None:
+    seeds, data, _ = seeded
+    before = _stat_tree(data)
+    time.sleep(0.01)  # a rewrite would show in the nanosecond mtimes
+    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
+    assert summary["files_unchanged"] == 5 and summary["partitions_written"] == 0
+    assert _stat_tree(data) == before
+
+
+def test_every_dataset_is_readable_from_the_first_run_even_when_empty(seeded) -> None:
+    import duckdb
+    import pyarrow.dataset as ds
+
+    from tasks.schema import PUBLIC_DATASETS
+
+    _, data, summary = seeded
+    assert summary["near_duplicates_total"] == 0  # the seeds have none: `duplicates` holds no row
+    for spec in PUBLIC_DATASETS:
+        polars_rows = pl.scan_parquet(f"{data}/{spec.name}/**/*.parquet", hive_partitioning=True).collect()
+        duck = duckdb.sql(
+            f"SELECT count(*) FROM read_parquet('{data}/{spec.name}/**/*.parquet', hive_partitioning = true)"
+        )
+        arrow = ds.dataset(data / spec.name, format="parquet", partitioning="hive").to_table()
+        assert polars_rows.height == duck.fetchall()[0][0] == arrow.num_rows, spec.name
+        assert set(spec.full_schema.names) <= set(arrow.schema.names) | set(spec.partition_by), spec.name
+    assert read_dataset(data, DUPLICATES).height == 0
+
+
+def test_a_bad_parameter_fails_the_run_in_one_line_and_touches_nothing(tmp_path: Path, seeds_copy: Path) -> None:
+    data = tmp_path / "data"
+    state = ingest(seeds_dir=str(seeds_copy), data_dir=str(data), glob="../../etc/*", return_state=True)
+    assert state.is_failed()
+    assert state.message == "glob '../../etc/*' climbs out of the seeds folder with '..'; refused"
+    state = ingest(seeds_dir=str(tmp_path / "missing"), data_dir=str(data), return_state=True)
+    assert state.is_failed() and "seeds folder" in state.message and "does not exist" in state.message
+    assert not data.exists()
+
+
+def test_a_file_quarantined_earlier_and_unchanged_is_reported_quarantined_and_a_fixed_one_is_picked_up(
+    tmp_path: Path, seeds_copy: Path
+) -> None:
+    import asyncio
+
+    data = tmp_path / "data"
+    (seeds_copy / "empty.txt").write_bytes(b"")
+    ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    state = ingest(seeds_dir=str(seeds_copy), data_dir=str(data), return_state=True)
+    again = state.result()
+    assert again["files_quarantined"] == 1 and again["files_quarantined_before"] == 1 and again["files_unchanged"] == 5
+    assert again["quarantined"] == {
+        "empty.txt": read_dataset(data, FILES).filter(pl.col(C.source_file) == "empty.txt")[C.reason][0]
+    }
+    assert state.is_completed() and state.message.startswith("1 file(s) quarantined, e.g. empty.txt: ")
+
+    async def run_of(flow_run_id: str):
+        async with get_client() as client:
+            return await client.read_flow_run(flow_run_id)
+
+    run = asyncio.run(run_of(again["run_id"]))
+    assert "quarantined" in run.tags and run.name.endswith("-1-quarantined")
+    (seeds_copy / "empty.txt").write_text(
+        (seeds_copy / "000_679cc89de41e4925.txt").read_text().replace("Shanghai", "Hangzhou")
+    )
+    fixed = ingest(seeds_dir=str(seeds_copy), data_dir=str(data))
+    assert fixed["files_processed"] == 1 and fixed["files_quarantined"] == 0
+    assert read_dataset(data, FILES).filter(pl.col(C.status) == STATUS_QUARANTINED).height == 0
 
 
 def test_adding_one_file_adds_only_its_rows(tmp_path: Path, seeds_copy: Path) -> None:
