@@ -8,7 +8,9 @@ rendered by flows/summary.py, the same text the CLI prints.
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 from prefect import get_run_logger
 from prefect.artifacts import (
@@ -28,27 +30,36 @@ MB = 1 << 20
 
 
 class RunProgress:
-    """Files and bytes done, batches, rate and ETA of a run's batch phase, as task runs finish."""
+    """Files and bytes done, batches, rate and ETA of a run's batch phase: the terminal's
+    bar moves as each batch ends, the log line and the Prefect artifact as each task run ends."""
+
+    active: RunProgress | None = None  # the batch phase under way in this process, if any
 
     def __init__(self, plan: WorkPlan, n_files: int) -> None:
         self.plan, self.n_files = plan, n_files
         self.total = sum(plan.batch_sizes)
         self.done_bytes = self.done_batches = self.done_files = 0
         self.started = time.monotonic()
+        self.lock = threading.Lock()  # batches end on the pool's thread, task runs on the flow's
         self.artifact = create_progress_artifact(
             0.0, key="ingest-progress", description="Share of this run's input bytes processed"
         )
         self.bar = _TerminalBar(self.total, n_files) if sys.stdout.isatty() and self.plan.tasks else None
+        RunProgress.active = self
+
+    def batch_done(self, batch_no: int) -> None:
+        with self.lock:
+            self.done_batches += 1
+            self.done_files += len(self.plan.batches[batch_no])
+            self.done_bytes += self.plan.batch_sizes[batch_no]
+            if self.bar is not None:
+                self.bar.update(self.done_bytes, self.done_files)
 
     def task_done(self, task_no: int) -> None:
-        batches = self.plan.tasks[task_no]
-        self.done_batches += len(batches)
-        self.done_files += sum(len(self.plan.batches[b]) for b in batches)
-        self.done_bytes += self.plan.bytes_of(task_no)
-        update_progress_artifact(self.artifact, 100.0 * self.done_bytes / self.total if self.total else 100.0)
-        if self.bar is not None:
-            self.bar.update(self.done_bytes, self.done_files)
-        else:
+        with self.lock:
+            share = 100.0 * self.done_bytes / self.total if self.total else 100.0
+        update_progress_artifact(self.artifact, share)
+        if self.bar is None:
             get_run_logger().info("progress: %s", self.line())
 
     def line(self) -> str:
@@ -62,10 +73,18 @@ class RunProgress:
         )
 
     def finish(self) -> None:
+        RunProgress.active = None
         if not self.plan.tasks:
             update_progress_artifact(self.artifact, 100.0)
         if self.bar is not None:
             self.bar.close()
+
+
+def batch_progress() -> Callable[[int], None] | None:
+    """What a batch task of this process calls as each of its batches ends (None when no
+    local batch phase is under way: on a Dask worker)."""
+    progress = RunProgress.active
+    return progress.batch_done if progress is not None else None
 
 
 class _TerminalBar:

@@ -26,7 +26,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field
 
 from flows import defaults as d
-from flows.artifacts import RunProgress, publish_artifacts
+from flows.artifacts import RunProgress, batch_progress, publish_artifacts
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
 from tasks.errors import DataDirBusy, RunError, StorageFailed, storage_failed
 from tasks.pipeline.batch import BatchResult, KnownFile
@@ -62,7 +62,7 @@ def run_name() -> str:
 def _plain(text: str, limit: int = 48) -> str:
     """Letters, digits, `.`, `-` and `_` only (anything else, `/` and `*` included, as `_`),
     at most `limit` characters: a name that cannot pass for a path or markup."""
-    plain = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "_"
+    plain = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", text)).strip("._") or "_"
     return plain if len(plain) <= limit else plain[: limit - 1] + "~"
 
 
@@ -291,7 +291,7 @@ def process_batch_group(
     """Consecutive batches of files, each through load -> segment -> tag -> rows -> enrich
     -> sign -> spill (tasks/pipeline/batch.py)."""
     try:
-        results = run_batches(seeds_dir, batches, batch_nos, known, spill_root, workers)
+        results = run_batches(seeds_dir, batches, batch_nos, known, spill_root, workers, batch_progress())
     except OSError as exc:
         return _failed_on_disk(exc, spill_root)
     outcomes = [o for r in results for o in r.outcomes]

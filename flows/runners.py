@@ -61,18 +61,27 @@ def run_batches(
     known: dict[str, KnownFile],
     spill_root: str,
     workers: int,
+    on_batch_done: Callable[[int], None] | None = None,
 ) -> list[BatchResult]:
     """Consecutive batches of files, results in batch order: each in a worker process of the
     pool (`workers` > 1, all of them queued at once), or one after another in this thread.
     If one fails, the queued ones are dropped and the running ones waited for before the
-    error goes up: nothing may write to the run's spill after the run has given up."""
+    error goes up: nothing may write to the run's spill after the run has given up.
+    `on_batch_done(batch_no)` is called as each batch ends (progress)."""
     seeds = Path(seeds_dir)
+    done = on_batch_done or (lambda _no: None)
     work = [
         (files, known_for(known, files), Spill(spill_root, no)) for files, no in zip(batches, batch_nos, strict=True)
     ]
     if workers <= 1:
-        return [process_files_and_release(seeds, *args) for args in work]
+        results = []
+        for args in work:
+            results.append(process_files_and_release(seeds, *args))
+            done(args[2].batch_no)
+        return results
     futures = [compute_pool(workers).submit(process_files_and_release, seeds, *args) for args in work]
+    for future, no in zip(futures, batch_nos, strict=True):
+        future.add_done_callback(lambda f, no=no: f.cancelled() or f.exception() or done(no))
     try:
         return [f.result() for f in futures]
     except BaseException:

@@ -195,7 +195,7 @@ def trigger_backfill(parameters: dict, wait: bool, echo: Callable[[str], None] =
             "deployment: start it with `make serve` (or `newsflow serve`)"
         )
         return 2
-    echo(f"backfill run {run.name}: {api.run_url(str(run.id))}")
+    echo(f"backfill run: {api.run_url(str(run.id))}")
     if not wait:
         return 0
     from prefect.client.orchestration import get_client
@@ -206,5 +206,5 @@ def trigger_backfill(parameters: dict, wait: bool, echo: Callable[[str], None] =
             if run.state is not None and run.state.is_final():
                 break
             time.sleep(1.0)
-    echo(f"{run.state.name}: {run.state.message or ''}".rstrip(": "))
+    echo(f"{run.name}: {run.state.name}" + (f": {run.state.message}" if run.state.message else ""))
     return 0 if run.state.is_completed() else 1

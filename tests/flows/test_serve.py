@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from tasks.schema import FILES, OCCURRENCES, STATUS_PROCESSED, C
 from tasks.storage.parquet import read_dataset
 from tests.conftest import SEEDS
-from tests.prefect_server import newsflow_serve
+from tests.prefect_server import VENV_BIN, newsflow_serve
 
 pytestmark = pytest.mark.slow
 SWEEP_SECONDS = 45
@@ -77,6 +78,14 @@ async def _wait_runs_final(deployment: str, at_least: int, timeout: float) -> li
     )
 
 
+async def _logs_of(flow_run_id) -> list[str]:
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    async with get_client() as client:
+        logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
 def _no_duplicate_rows(data: Path) -> None:
     occ = read_dataset(data, OCCURRENCES)
     assert occ.height == occ.unique([C.source_file, C.ordinal]).height
@@ -109,19 +118,23 @@ def test_a_file_dropped_in_the_folder_is_ingested_by_an_on_file_run(served) -> N
     print(f"\nfile landing -> rows in data/: {latency:.1f} s")
 
 
-def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served) -> None:
+def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served, prefect_api) -> None:
     seeds, data, _ = served
     for p in sorted(SEEDS.glob("00[0-2]_*.txt")):
         shutil.copy(p, seeds / p.name)
-    good = run_deployment(
-        "ingest/backfill", parameters={"glob": "00*.txt", "near_duplicate_threshold": 0.7}, timeout=180
-    )
-    assert good.state.is_completed(), good.state
-    assert good.name.startswith("backfill-")
-    assert read_dataset(data, FILES).height >= 4
+    cli = [str(VENV_BIN / "newsflow"), "backfill", "--glob", "00*.txt", "--near-duplicate-threshold", "0.7", "--wait"]
+    good = subprocess.run(cli, env=prefect_api[1], capture_output=True, text=True, timeout=240)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert f"{prefect_api[0].removesuffix('/api')}/runs/flow-run/" in good.stdout and "Completed" in good.stdout
+    assert "\nbackfill-00_.txt-" in good.stdout  # the run's name: the glob, made safe to show
+    assert read_dataset(data, FILES).height >= 3
     bad_glob = run_deployment("ingest/backfill", parameters={"glob": "../../etc/*"}, timeout=180)
     assert bad_glob.state.is_failed()
-    assert "glob" in (bad_glob.state.message or "") + str(bad_glob.state.result(raise_on_failure=False))
+    assert bad_glob.state.message == "glob '../../etc/*' climbs out of the seeds folder with '..'; refused"
+    assert "/" not in bad_glob.name and ".." not in bad_glob.name  # backfill-etc_-<time>
+    logs = asyncio.run(_logs_of(bad_glob.id))
+    assert logs and not any("Traceback" in line for line in logs)
+    assert sum("climbs out of the seeds folder" in line for line in logs) == 2  # the error, then the final state
     with pytest.raises(Exception, match="near_duplicate_threshold"):
         run_deployment("ingest/backfill", parameters={"near_duplicate_threshold": 1.5}, timeout=60)
 
