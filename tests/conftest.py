@@ -56,6 +56,23 @@ def prefect_harness(prefect_api):
         yield
 
 
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> tuple[Path, Path, dict]:
+    """(seeds, data, summary) of one `ingest` run over a copy of the reference seeds, shared
+    by the tests that only read its datasets."""
+    from flows.ingest import ingest
+
+    root = tmp_path_factory.mktemp("seeded")
+    seeds, data = root / "seeds", root / "data"
+    shutil.copytree(SEEDS, seeds)
+    return seeds, data, ingest(seeds_dir=str(seeds), data_dir=str(data))
+
+
+@pytest.fixture(scope="session")
+def seeded_data(seeded) -> Path:
+    return seeded[1]
+
+
 @pytest.fixture
 def seeds_copy(tmp_path: Path) -> Path:
     """A private copy of the reference seeds that a test may change."""

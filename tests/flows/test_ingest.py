@@ -27,18 +27,8 @@ from tasks.schema import (
 from tasks.storage.parquet import read_dataset
 from tasks.storage.stores import open_data_dir
 from tests.conftest import tree_digest, without_manifest
-from tests.paths import SEEDS
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("seeded")
-    seeds, data = root / "seeds", root / "data"
-    shutil.copytree(SEEDS, seeds)
-    summary = ingest(seeds_dir=str(seeds), data_dir=str(data))
-    return seeds, data, summary
 
 
 def test_seeds_give_the_documented_figures(seeded) -> None:
