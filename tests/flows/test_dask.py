@@ -28,10 +28,10 @@ def _newsflow(*args: str, env: dict[str, str], timeout: float = 900) -> str:
 
 
 @pytest.mark.slow
-def test_dask_runner_gives_the_local_runners_datasets_on_the_10mb_corpus(tmp_path: Path, prefect_api) -> None:
+def test_dask_runner_gives_the_local_runners_datasets_on_a_3mb_corpus(tmp_path: Path, prefect_api) -> None:
     corpus = tmp_path / "corpus"
     env = prefect_api[1]
-    _newsflow("bench", "generate", "--size", "10MB", "--seed", "1", "--out", str(corpus), env=env)
+    _newsflow("bench", "generate", "--size", "3MB", "--seed", "1", "--out", str(corpus), env=env)
     seeds = corpus / "seeds"
     _newsflow("run", "--seeds", str(seeds), "--data", str(tmp_path / "local"), "--batch-mb", "1", env=env)
     out = _newsflow(

@@ -83,16 +83,22 @@ def test_span_offsets_point_into_the_decoded_source(seeded) -> None:
 
 
 def test_the_run_is_recorded_in_prefect_with_artifacts(seeded) -> None:
-    async def read() -> tuple[list, list]:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    run_id = seeded[2]["run_id"]
+
+    async def read() -> tuple:
         async with get_client() as client:
-            runs = await client.read_flow_runs()
-            artifacts = await client.read_artifacts()
-            return runs, artifacts
+            run = await client.read_flow_run(run_id)
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            return run, artifacts
 
     import asyncio
 
-    runs, artifacts = asyncio.run(read())
-    assert any(r.state and r.state.is_completed() for r in runs)
+    run, artifacts = asyncio.run(read())
+    assert run.state.is_completed()
     keys = {a.key for a in artifacts}
     assert {"ingest-files", "ingest-summary", "ingest-progress"} <= keys
     progress = [a for a in artifacts if a.key == "ingest-progress"]
