@@ -12,22 +12,46 @@ def _pair_count(col: str):
     return (n * (n - 1) // 2).sum()
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else 1.0
+
+
 def evaluate(data_dir: Path, truth_dir: Path) -> dict:
     """Quality of data/ against the corpus ground truth (see docs/PERFORMANCE.md)."""
+    q = {**span_quality(data_dir, truth_dir), **exact_quality(data_dir, truth_dir), **near_quality(data_dir, truth_dir)}
+    q["dup_precision"] = min(q["exact_precision"], q["near_precision"])
+    q["dup_recall"] = min(q["exact_recall"], q["near_recall"])
+    return q
+
+
+def span_quality(data_dir: Path, truth_dir: Path) -> dict:
+    """Spans: exact (file, start, end) matches; language accuracy over the matched ones."""
     import polars as pl
 
-    from tasks.schema import DUPLICATES, OCCURRENCES, SPANS, C
+    from tasks.schema import SPANS, C
     from tasks.storage.parquet import read_dataset
 
-    # spans: exact (file, start, end) matches; language accuracy over the matched ones
-    truth_spans = pl.read_parquet(truth_dir / "spans.parquet").with_columns(pl.lit(True).alias("_t"))
+    truth_spans = pl.read_parquet(truth_dir / "spans.parquet")
     pred_spans = read_dataset(data_dir, SPANS, [C.source_file, C.char_start, C.char_end, C.lang])
     key = [C.source_file, C.char_start, C.char_end]
     matched = truth_spans.join(pred_spans.rename({C.lang: "pred_lang"}), on=key, how="inner")
-    n_truth, n_pred, n_match = truth_spans.height, pred_spans.height, matched.height
     lang_ok = matched.filter(pl.col("lang") == pl.col("pred_lang")).height
+    return {
+        "span_truth": truth_spans.height,
+        "span_pred": pred_spans.height,
+        "span_recall": _ratio(matched.height, truth_spans.height),
+        "span_precision": _ratio(matched.height, pred_spans.height),
+        "lang_accuracy": _ratio(lang_ok, matched.height),
+    }
 
-    # exact duplicates: occurrences grouped by article_id vs by the generator's group
+
+def exact_quality(data_dir: Path, truth_dir: Path) -> dict:
+    """Exact duplicates: occurrences grouped by article_id vs by the generator's group."""
+    import polars as pl
+
+    from tasks.schema import OCCURRENCES, C
+    from tasks.storage.parquet import read_dataset
+
     truth_occ = pl.read_parquet(truth_dir / "occurrences.parquet")
     occ = read_dataset(data_dir, OCCURRENCES, [C.source_file, C.ordinal, C.article_id])
     joined = truth_occ.join(occ, on=[C.source_file, C.ordinal], how="full", coalesce=True)
@@ -55,8 +79,26 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
     tp_pairs = j.group_by("group", C.article_id).len().select(_pair_count("len")).item() or 0
     truth_pairs = truth_groups.select(_pair_count("n")).item() or 0
     pred_pairs = pred_groups.select(_pair_count("n")).item() or 0
+    return {
+        "occurrences_unmatched": occ_missing,
+        "exact_groups_truth": t_multi.height,
+        "exact_groups_pred": p_multi.height,
+        "exact_precision": _ratio(exact_tp_pred, p_multi.height),
+        "exact_recall": _ratio(exact_tp_truth, t_multi.height),
+        "exact_pair_precision": _ratio(tp_pairs, pred_pairs),
+        "exact_pair_recall": _ratio(tp_pairs, truth_pairs),
+    }
 
-    # near duplicates: pairs inside each predicted cluster vs the generator's pairs (main articles)
+
+def near_quality(data_dir: Path, truth_dir: Path) -> dict:
+    """Near duplicates: pairs inside each predicted cluster vs the generator's pairs (main
+    articles)."""
+    import polars as pl
+
+    from tasks.schema import DUPLICATES, OCCURRENCES, C
+    from tasks.storage.parquet import read_dataset
+
+    occ = read_dataset(data_dir, OCCURRENCES, [C.source_file, C.ordinal, C.article_id])
     mains = occ.filter(pl.col(C.ordinal) == 0).select(C.source_file, C.article_id)
     near = pl.read_parquet(truth_dir / "near_pairs.parquet")
     truth_near = (
@@ -84,34 +126,15 @@ def evaluate(data_dir: Path, truth_dir: Path) -> dict:
     # plain string shingles (not the pipeline's hashed path), reaches the threshold.
     beyond = pred_near.join(truth_near.drop_nulls(), on=["x", "y"], how="anti")
     genuine = _genuine_near_pairs(data_dir, beyond, threshold=0.8)
-
-    def ratio(a: float, b: float) -> float:
-        return a / b if b else 1.0
-
-    q = {
-        "span_truth": n_truth,
-        "span_pred": n_pred,
-        "span_recall": ratio(n_match, n_truth),
-        "span_precision": ratio(n_match, n_pred),
-        "lang_accuracy": ratio(lang_ok, n_match),
-        "occurrences_unmatched": occ_missing,
-        "exact_groups_truth": t_multi.height,
-        "exact_groups_pred": p_multi.height,
-        "exact_precision": ratio(exact_tp_pred, p_multi.height),
-        "exact_recall": ratio(exact_tp_truth, t_multi.height),
-        "exact_pair_precision": ratio(tp_pairs, pred_pairs),
-        "exact_pair_recall": ratio(tp_pairs, truth_pairs),
+    return {
         "near_pairs_truth": near.height,
         "near_pairs_pred": pred_near.height,
-        "near_precision_vs_generator": ratio(near_tp, pred_near.height),
+        "near_precision_vs_generator": _ratio(near_tp, pred_near.height),
         "near_pairs_beyond_generator": beyond.height,
         "near_pairs_beyond_generator_genuine": genuine,
-        "near_precision": ratio(near_tp + genuine, pred_near.height),
-        "near_recall": ratio(near_tp, near.height),
+        "near_precision": _ratio(near_tp + genuine, pred_near.height),
+        "near_recall": _ratio(near_tp, near.height),
     }
-    q["dup_precision"] = min(q["exact_precision"], q["near_precision"])
-    q["dup_recall"] = min(q["exact_recall"], q["near_recall"])
-    return q
 
 
 def _genuine_near_pairs(data_dir: Path, pairs, threshold: float) -> int:
