@@ -25,6 +25,13 @@ app = typer.Typer(
 
 MB = 1 << 20
 
+# Options `run` and `backfill` share, in the words of the flow's parameters.
+GLOB_OPTION = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"])
+FULL_REFRESH_OPTION = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"])
+THRESHOLD_OPTION = typer.Option(
+    d.NEAR_DUPLICATE_THRESHOLD, "--near-duplicate-threshold", min=0.0, max=1.0, help=d.HELP["near_duplicate_threshold"]
+)
+
 
 def _version(show: bool) -> None:
     if show:
@@ -66,15 +73,9 @@ def _check(seeds: Path, data: str, glob: str) -> None:
 def run(
     seeds: Path = typer.Option(Path(d.SEEDS_DIR), "--seeds", help=d.HELP["seeds_dir"]),
     data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
-    glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
-    full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
-    threshold: float = typer.Option(
-        d.NEAR_DUPLICATE_THRESHOLD,
-        "--near-duplicate-threshold",
-        min=0.0,
-        max=1.0,
-        help=d.HELP["near_duplicate_threshold"],
-    ),
+    glob: str = GLOB_OPTION,
+    full_refresh: bool = FULL_REFRESH_OPTION,
+    threshold: float = THRESHOLD_OPTION,
     lock_wait: float = typer.Option(
         d.LOCK_WAIT_SECONDS, "--lock-wait", min=0.0, help=d.HELP["lock_wait_seconds"] + " In seconds."
     ),
@@ -126,15 +127,9 @@ def run(
 
 @app.command()
 def backfill(
-    glob: str = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"]),
-    full_refresh: bool = typer.Option(False, "--full-refresh/--no-full-refresh", help=d.HELP["full_refresh"]),
-    threshold: float = typer.Option(
-        d.NEAR_DUPLICATE_THRESHOLD,
-        "--near-duplicate-threshold",
-        min=0.0,
-        max=1.0,
-        help=d.HELP["near_duplicate_threshold"],
-    ),
+    glob: str = GLOB_OPTION,
+    full_refresh: bool = FULL_REFRESH_OPTION,
+    threshold: float = THRESHOLD_OPTION,
     since: datetime | None = typer.Option(None, "--since", help=d.HELP["since"]),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait for the run to end and print its final state."),
 ) -> None:
