@@ -5,7 +5,6 @@ is recorded by it; starting one costs ~10-20 s, so it is started once)."""
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,4 +115,3 @@ def seed_text(name_prefix: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
-os.environ.setdefault("NEWSFLOW_TESTING", "1")

@@ -1,20 +1,16 @@
 """Hand freed heap memory back to the operating system (process hygiene, no data logic).
 
 Three allocators hold a batch's memory: glibc (Python objects), polars' jemalloc and
-pyarrow's memory pool. Left at their defaults, all three keep freed pages for reuse, and
-kept pages only add to a process's peak RSS:
+pyarrow's memory pool. Left at their defaults, all three keep freed pages for reuse, and kept
+pages only add to a process's peak RSS:
 
-- glibc keeps the pages of freed Python objects; `return_freed_memory` trims them
-  (measured at 1 GB of input: 360 MB kept by the flow after near-duplicate verification,
-  ~70 MB by a worker after each batch).
-- polars' jemalloc keeps freed pages 0.5 s "dirty", then 1 s "muzzy" (still counted in RSS);
-  pyarrow's default pool (mimalloc) keeps its own. `prefer_returning_memory`, the batch
-  workers' initializer, makes both give pages back at once. Measured on six 8 MB batches in
-  one process, three alternating rounds: peak RSS 511-522 -> 423 MB, CPU 22.2-23.4 s ->
-  21.4-23.7 s; at 1 GB of input the workers' share of the run's peak fell 883 -> 826 MB.
-  The flow process keeps the defaults: at 1 GB its global steps, which allocate and free
-  partitions of hundreds of MB, took 96 -> 114 s of CPU with them, for a peak that is not
-  the run's.
+- `return_freed_memory` trims glibc's heap after a batch and after the global steps (at 1 GB
+  of input the flow kept ~360 MB after near-duplicate verification without it).
+- `prefer_returning_memory`, the batch workers' initializer, makes polars' jemalloc and
+  pyarrow's pool give pages back at once (six 8 MB batches in one process: peak RSS 511-522
+  -> 423 MB for the same CPU). The flow process keeps the defaults: its global steps
+  allocate and free partitions of hundreds of MB, and returning each at once cost them ~20 %
+  more CPU for a peak that is not the run's.
 """
 
 from __future__ import annotations
