@@ -16,14 +16,16 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.baselines import run_datatrove, run_naive
 from bench.measure import prefect_cpu_seconds
-from flows import defaults
-from flows.runners import release_pool, run_batches
-from tasks.pipeline.planning import WorkPlan, discover_files, plan_work
-from tasks.pipeline.run import finish_run
-from tasks.storage.spill import spill_root
+
+if TYPE_CHECKING:
+    from tasks.pipeline.planning import WorkPlan
+
+# The pipeline is imported by the children that run it: the datatrove child runs in a venv
+# of its own, without Prefect or polars.
 
 
 def _warm_up_prefect() -> float:
@@ -84,6 +86,9 @@ def _child_datatrove(seeds: Path, work: Path) -> dict:
 
 def work_plan(seeds: Path) -> WorkPlan:
     """The batches and workers the flow plans for a corpus, with its defaults."""
+    from flows import defaults
+    from tasks.pipeline.planning import discover_files, plan_work
+
     return plan_work(discover_files(seeds), defaults.BATCH_BYTES, defaults.TASK_BYTES)
 
 
@@ -91,6 +96,11 @@ def _child_plain(seeds: Path, work: Path) -> dict:
     """The ingest flow's work without Prefect: the functions the flow's tasks call, on the
     flow's plan and process pool (the pool's spawned workers and allocator policy
     included). The A side of the Prefect-overhead A/B measurement."""
+    from flows import defaults
+    from flows.runners import release_pool, run_batches
+    from tasks.pipeline.run import finish_run
+    from tasks.storage.spill import spill_root
+
     data = work / "data"
     shutil.rmtree(data, ignore_errors=True)
     t = time.perf_counter()
