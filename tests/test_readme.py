@@ -59,3 +59,4 @@ def test_readme_query_examples_run_on_the_seeds(index: int, tmp_path: Path, seed
         assert printed.count("', 2)") == 5  # the five related articles shared by 001 and 002
     if index == 2:
         assert "zh-cn" in printed
+        assert "'gloss': 'Chen Jining " in printed  # the first span of 003: 陈吉宁在调研中表示,要

@@ -9,7 +9,8 @@ are the step's entry points. Rules (see the function docstrings for details):
   plus one word per Han/kana character (CJK text has no spaces).
 - Entities (tasks/steps/entities.py) and keywords (tasks/steps/keywords.py) are searched in
   title + body.
-- Spans: pinyin with tone marks.
+- Spans: pinyin with tone marks; an English gloss of Chinese spans (tasks/steps/gloss.py)
+  with the dictionary release it was made with.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import polars as pl
 
 from tasks.schema import ARTICLES, SPANS, TIMEZONE, C
 from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr
+from tasks.steps.gloss import gloss_source, gloss_span
 from tasks.steps.keywords import keywords_frame, word_count_expr
 
 _TEXT = "_text"  # internal: title + body, the text entities and keywords are searched in
@@ -133,10 +135,18 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
 
 def enrich_spans(spans: pl.DataFrame) -> pl.DataFrame:
     """A batch's spans (tasks/steps/rows.py::SPAN_ROWS_SCHEMA) -> rows of the spans dataset
-    (schema.SPANS): each distinct span text is enriched once."""
-    texts = spans.get_column(C.text).unique(maintain_order=True)
-    pinyin = pl.DataFrame(
-        {C.text: texts, C.pinyin: [span_pinyin(t) for t in texts]}, schema={C.text: pl.String, C.pinyin: pl.String}
+    (schema.SPANS). Each distinct (text, lang) is enriched once: pinyin, and for Chinese
+    spans a gloss and its source (both null for ja/ko). The gloss dictionary is loaded by
+    the first batch with a Chinese span, in the worker process that runs it."""
+    distinct = spans.select(C.text, C.lang).unique(maintain_order=True)
+    texts, langs = distinct.get_column(C.text).to_list(), distinct.get_column(C.lang).to_list()
+    glosses = [gloss_span(t, lg) for t, lg in zip(texts, langs, strict=True)]
+    source = gloss_source() if any(g is not None for g in glosses) else None
+    enriched = distinct.with_columns(
+        pl.Series(C.pinyin, [span_pinyin(t) for t in texts], dtype=pl.String),
+        pl.Series(C.gloss, glosses, dtype=pl.String),
+        pl.Series(C.gloss_source, [None if g is None else source for g in glosses], dtype=pl.String),
     )
-    out = spans.join(pinyin, on=C.text, how="left", maintain_order="left").select([f.name for f in SPANS.schema])
+    out = spans.join(enriched, on=[C.text, C.lang], how="left", maintain_order="left", nulls_equal=True)
+    out = out.select([f.name for f in SPANS.schema])
     return pl.from_arrow(out.to_arrow().cast(SPANS.schema))  # type: ignore[return-value]
