@@ -21,7 +21,7 @@ from functools import lru_cache
 import polars as pl
 
 from tasks.schema import ARTICLES, SPANS, TIMEZONE, C
-from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr
+from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr, scan
 from tasks.steps.gloss import gloss_source, gloss_span
 from tasks.steps.keywords import keywords_frame, word_count_expr
 
@@ -99,7 +99,8 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=_ARTICLES_SCHEMA)
     body = blanks_as_spaces(pl.col(C.body))  # NBSP & co. as spaces, for counting and matching
     n_chars = body.str.len_chars().cast(pl.Int64)
-    out = articles.with_columns(pl.concat_str([pl.col(C.title), body], separator="\n\n").alias(_TEXT)).select(
+    with_text = articles.with_columns(pl.concat_str([pl.col(C.title), body], separator="\n\n").alias(_TEXT))
+    out = scan(with_text, _TEXT).select(
         C.article_id,
         C.kind,
         C.title,
@@ -110,9 +111,9 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         word_count_expr(body).alias(C.n_words),
         C.n_paragraphs,
         pl.when(n_chars > 0).then(pl.col(C.untranslated_chars) / n_chars).otherwise(0.0).alias(C.untranslated_ratio),
-        people_expr(pl.col(_TEXT)).alias(C.people),
-        places_expr(pl.col(_TEXT)).alias(C.places),
-        organizations_expr(pl.col(_TEXT)).alias(C.organizations),
+        people_expr().alias(C.people),
+        places_expr().alias(C.places),
+        organizations_expr().alias(C.organizations),
         pl.col(_TEXT),
     )
     keywords = keywords_frame(pl.Series(range(out.height)), out[_TEXT], KEYWORDS_PER_ARTICLE)
