@@ -116,7 +116,7 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         organizations_expr().alias(C.organizations),
         pl.col(_TEXT),
     )
-    keywords = keywords_frame(pl.Series(range(out.height)), out[_TEXT], KEYWORDS_PER_ARTICLE)
+    keywords = keywords_frame(pl.Series(range(out.height)), out[_TEXT], KEYWORDS_PER_ARTICLE, out[C.people])
     out = (
         out.with_row_index("_row")
         .join(
