@@ -108,7 +108,7 @@ def keywords_frame(
         )
     if len(vocab) >= _CODE_MASK:  # one huge article: its rarest words become breaks
         code, vocab = _most_frequent(code, vocab, _CODE_MASK - 1)
-    code[_name_tokens(tokens, people)] = 0
+    code[_name_tokens(tokens["_article"].to_numpy(), code, vocab, people)] = 0
     token_ids = tokens["id"]
     del tokens  # the batch's tokens as strings: counting needs only their codes
     top = _top_ngrams(token_ids, code, max(k, 0) * 3 + _KW_CANDIDATES, no_start, no_end, packed=packed)
@@ -127,21 +127,29 @@ def keywords_frame(
     return ranked.cast({"id": ids.dtype, C.keywords: pl.List(pl.String)})
 
 
-def _name_tokens(tokens: pl.DataFrame, people: pl.Series) -> np.ndarray:
-    """Which tokens are words of a name among their article's people ("qing" of Wu Qing)."""
+def _name_tokens(article: np.ndarray, code: np.ndarray, vocab: pl.Series, people: pl.Series) -> np.ndarray:
+    """Which tokens are words of a name among their article's people ("qing" of Wu Qing).
+    `article`: each token's article (row of `people`); `code`: word code + 1 of each token."""
     names = (
         pl.DataFrame({"_article": pl.Series(range(people.len()), dtype=pl.UInt32), "n": people})
         .cast({"n": pl.List(pl.String)})
         .explode("n")
         .drop_nulls("n")
-        .select("_article", pl.col("n").str.to_lowercase().str.extract_all(r"[a-z]+").alias("t"))
+        .select("_article", pl.col("n").str.to_lowercase().str.extract_all(_TOKEN).alias("t"))
         .explode("t")
-        .drop_nulls("t")
-        .unique()
-        .with_columns(pl.lit(True).alias("_name"))
+        .join(pl.DataFrame({"t": vocab, "code": np.arange(1, len(vocab) + 1, dtype=np.int64)}), on="t")
     )
-    joined = tokens.select("_article", "t").join(names, on=["_article", "t"], how="left", maintain_order="left")
-    return joined["_name"].fill_null(False).to_numpy()
+    found = np.zeros(len(code), dtype=bool)
+    if names.height == 0:
+        return found
+    # Only tokens whose word is in some name are looked up as (article, word) pairs: few.
+    name_code, name_article = names["code"].to_numpy(), names["_article"].to_numpy().astype(np.int64)
+    in_a_name = np.zeros(len(vocab) + 1, dtype=bool)
+    in_a_name[name_code] = True
+    at = np.flatnonzero(in_a_name[code])
+    pairs = (article[at].astype(np.int64) << 32) | code[at].astype(np.int64)
+    found[at] = np.isin(pairs, (name_article << 32) | name_code)
+    return found
 
 
 def _token_codes(tokens: pl.Series) -> tuple[np.ndarray, pl.Series, np.ndarray, np.ndarray]:
