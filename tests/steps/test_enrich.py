@@ -250,7 +250,7 @@ def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
 
 
 def test_flow_process_does_not_load_the_gloss_dictionary_or_segmenter() -> None:
-    # CC-CEDICT (~50 MB indexed) and rjieba (~30 MB) are loaded by the batch workers that
+    # CC-CEDICT (~20 MB indexed) and rjieba (~30 MB) are loaded by the batch workers that
     # gloss Chinese spans, once per process, never by the flow process.
     import subprocess
     import sys

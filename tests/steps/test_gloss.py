@@ -7,12 +7,14 @@ import gzip
 import re
 import subprocess
 import sys
+from array import array
 from importlib import metadata, resources
 
+import numpy as np
 import polars as pl
 import pytest
 
-from tasks.steps.gloss import GLOSS_RULES_VERSION, gloss_source, gloss_span, has_gloss
+from tasks.steps.gloss import GLOSS_RULES_VERSION, _Index, gloss_source, gloss_span, has_gloss
 from tests.paths import REPO, SEEDS
 
 HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -139,3 +141,14 @@ def test_a_gloss_does_not_depend_on_what_was_glossed_before(lang: str) -> None:
         f"print(repr([gloss_span(t, {lang!r}) for t in {texts[::-1]!r}][::-1]))\n"
     )
     assert _run(code).strip() == repr(forward)
+
+
+def test_a_hash_collision_in_the_index_never_gives_another_word() -> None:
+    # Two lines whose headwords are given the same hash: only the line that spells the
+    # word is returned.
+    data = "上海 上海 [Shang4 hai3] /Shanghai/\n北京 北京 [Bei3 jing1] /Beijing/\n".encode()
+    same = hash("上海".encode())
+    index = _Index.build(array("q", [same, same]), np.array([0, data.index("北京".encode())], dtype=np.int64), 1)
+    assert index.get(data, "上海") == (0,)
+    assert index.get(data, "北京") == ()  # its real hash is not in the index
+    assert index.get(data, "天津") == ()
