@@ -101,3 +101,51 @@ def run_bench(
     typer.echo("")
     typer.echo(format_table(results))
     typer.echo(f"\nresults: {path}")
+
+
+@bench_app.command()
+def entities(
+    errors: bool = typer.Option(
+        False, "--errors", help="Also print each article's false positives (+) and negatives (-)."
+    ),
+    source: str | None = typer.Option(None, "--source", help="Score only rows of one source: seed, eval or written."),
+    as_json: bool = typer.Option(False, "--json", help="Print the scores as JSON."),
+    check: bool = typer.Option(
+        False, "--check", help="Exit 1 below the floor (exact F1 and precision on the holdout)."
+    ),
+    extractor: str = typer.Option(
+        "tasks.steps.entities:find_entities", "--extractor", help="module:function, or a module with find_people & co."
+    ),
+    eval_dir: Path | None = typer.Option(None, "--eval-dir", help="WMT23 evaluation data (default ../shared/eval)."),
+) -> None:
+    """Entity precision, recall and F1 per type and split (exact and lenient) on the labelled sample."""
+    from bench.entities import FLOOR, below_floor, evaluate, table
+
+    if check and source:
+        raise typer.BadParameter("the floor is on the whole holdout split: --check takes no --source")
+    t = time.perf_counter()
+    rep = evaluate(extractor, eval_dir=eval_dir, source=source)
+    if as_json:
+        scores = {
+            f"{s}/{ty}": {"gold": c.gold, "pred": c.pred, **c.scores()} for (s, ty), c in sorted(rep.counts.items())
+        }
+        typer.echo(
+            json.dumps({"extractor": extractor, "articles": rep.articles, "missing": rep.missing, "scores": scores})
+        )
+    else:
+        typer.echo(f"{extractor}: {rep.articles} articles in {time.perf_counter() - t:.1f} s")
+        typer.echo(table(rep))
+    if errors:
+        for e in rep.errors:
+            typer.echo(f"\n[{e['split']}] {e['id']} {e['type']}")
+            if e["false_pos"]:
+                typer.echo("  + " + " | ".join(e["false_pos"]))
+            if e["false_neg"]:
+                typer.echo("  - " + " | ".join(e["false_neg"]))
+    short = [] if source else below_floor(rep)
+    for line in short:
+        typer.echo(f"below the floor: {line}", err=True)
+    if check:
+        if short:
+            raise typer.Exit(1)
+        typer.echo(f"floor met: exact F1 >= {FLOOR['f1']} and precision >= {FLOOR['precision']} on {FLOOR['split']}")

@@ -52,6 +52,8 @@ class C:
     span_id = "span_id"
     confidence = "confidence"
     pinyin = "pinyin"
+    gloss = "gloss"
+    gloss_source = "gloss_source"
     # duplicates
     duplicate_of = "duplicate_of"
     method = "method"
@@ -204,6 +206,8 @@ SPANS = DatasetSpec(
             pa.field(C.lang, pa.string(), nullable=False),
             pa.field(C.confidence, pa.float64(), nullable=False),
             pa.field(C.pinyin, pa.string(), nullable=False),
+            pa.field(C.gloss, pa.string()),
+            pa.field(C.gloss_source, pa.string()),
         ]
     ),
     partition_by=(C.source_bucket,),
@@ -269,7 +273,7 @@ MINHASH_INDEX = DatasetSpec(
 
 # Columns of `spans` that the enrich step adds (tasks/steps/enrich.py::enrich_spans); the
 # rows step builds the others.
-SPAN_ENRICHMENT_COLUMNS: tuple[str, ...] = (C.pinyin,)
+SPAN_ENRICHMENT_COLUMNS: tuple[str, ...] = (C.pinyin, C.gloss, C.gloss_source)
 
 PUBLIC_DATASETS: tuple[DatasetSpec, ...] = (ARTICLES, OCCURRENCES, SEGMENTS, SPANS, DUPLICATES, FILES)
 ALL_DATASETS: tuple[DatasetSpec, ...] = PUBLIC_DATASETS + (MINHASH_INDEX,)

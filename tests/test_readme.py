@@ -56,3 +56,4 @@ def test_readme_query_examples_run_on_the_seeds(index: int, seeded_data: Path, c
         assert printed.count("', 2)") == 5  # the five related articles shared by 001 and 002
     if index == 2:
         assert "zh-cn" in printed
+        assert "'gloss': 'Chen Jining " in printed  # the first span of 003: 陈吉宁在调研中表示,要

@@ -9,7 +9,8 @@ are the step's entry points. Rules (see the function docstrings for details):
   plus one word per Han/kana character (CJK text has no spaces).
 - Entities (tasks/steps/entities.py) and keywords (tasks/steps/keywords.py) are searched in
   title + body.
-- Spans: pinyin with tone marks.
+- Spans: pinyin with tone marks; an English gloss of Chinese spans (tasks/steps/gloss.py)
+  with the dictionary release it was made with.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from functools import lru_cache
 import polars as pl
 
 from tasks.schema import ARTICLES, SPANS, TIMEZONE, C
-from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr
+from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr, scan
+from tasks.steps.gloss import gloss_source, gloss_span
 from tasks.steps.keywords import keywords_frame, word_count_expr
 
 _TEXT = "_text"  # internal: title + body, the text entities and keywords are searched in
@@ -97,7 +99,8 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=_ARTICLES_SCHEMA)
     body = blanks_as_spaces(pl.col(C.body))  # NBSP & co. as spaces, for counting and matching
     n_chars = body.str.len_chars().cast(pl.Int64)
-    out = articles.with_columns(pl.concat_str([pl.col(C.title), body], separator="\n\n").alias(_TEXT)).select(
+    with_text = articles.with_columns(pl.concat_str([pl.col(C.title), body], separator="\n\n").alias(_TEXT))
+    out = scan(with_text, _TEXT).select(
         C.article_id,
         C.kind,
         C.title,
@@ -108,12 +111,12 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
         word_count_expr(body).alias(C.n_words),
         C.n_paragraphs,
         pl.when(n_chars > 0).then(pl.col(C.untranslated_chars) / n_chars).otherwise(0.0).alias(C.untranslated_ratio),
-        people_expr(pl.col(_TEXT)).alias(C.people),
-        places_expr(pl.col(_TEXT)).alias(C.places),
-        organizations_expr(pl.col(_TEXT)).alias(C.organizations),
+        people_expr().alias(C.people),
+        places_expr().alias(C.places),
+        organizations_expr().alias(C.organizations),
         pl.col(_TEXT),
     )
-    keywords = keywords_frame(pl.Series(range(out.height)), out[_TEXT], KEYWORDS_PER_ARTICLE)
+    keywords = keywords_frame(pl.Series(range(out.height)), out[_TEXT], KEYWORDS_PER_ARTICLE, out[C.people])
     out = (
         out.with_row_index("_row")
         .join(
@@ -133,10 +136,18 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
 
 def enrich_spans(spans: pl.DataFrame) -> pl.DataFrame:
     """A batch's spans (tasks/steps/rows.py::SPAN_ROWS_SCHEMA) -> rows of the spans dataset
-    (schema.SPANS): each distinct span text is enriched once."""
-    texts = spans.get_column(C.text).unique(maintain_order=True)
-    pinyin = pl.DataFrame(
-        {C.text: texts, C.pinyin: [span_pinyin(t) for t in texts]}, schema={C.text: pl.String, C.pinyin: pl.String}
+    (schema.SPANS). Each distinct (text, lang) is enriched once: pinyin, and for Chinese
+    spans a gloss and its source (both null for ja/ko). The gloss dictionary is loaded by
+    the first batch with a Chinese span, in the worker process that runs it."""
+    distinct = spans.select(C.text, C.lang).unique(maintain_order=True)
+    texts, langs = distinct.get_column(C.text).to_list(), distinct.get_column(C.lang).to_list()
+    glosses = [gloss_span(t, lg) for t, lg in zip(texts, langs, strict=True)]
+    source = gloss_source() if any(g is not None for g in glosses) else None
+    enriched = distinct.with_columns(
+        pl.Series(C.pinyin, [span_pinyin(t) for t in texts], dtype=pl.String),
+        pl.Series(C.gloss, glosses, dtype=pl.String),
+        pl.Series(C.gloss_source, [None if g is None else source for g in glosses], dtype=pl.String),
     )
-    out = spans.join(pinyin, on=C.text, how="left", maintain_order="left").select([f.name for f in SPANS.schema])
+    out = spans.join(enriched, on=[C.text, C.lang], how="left", maintain_order="left", nulls_equal=True)
+    out = out.select([f.name for f in SPANS.schema])
     return pl.from_arrow(out.to_arrow().cast(SPANS.schema))  # type: ignore[return-value]

