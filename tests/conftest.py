@@ -113,5 +113,3 @@ def without_manifest(digest: dict[str, str]) -> dict[str, str]:
 def seed_text(name_prefix: str) -> str:
     (path,) = SEEDS.glob(f"{name_prefix}_*.txt")
     return path.read_text(encoding="utf-8")
-
-
