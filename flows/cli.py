@@ -55,6 +55,23 @@ def _refuse(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _history_server():
+    """The Prefect server this run reports to (flows/server.py), its address set in the
+    environment before Prefect is imported; a server it has to start boots meanwhile."""
+    import os
+
+    from flows.server import resolve_api
+    from flows.settings import configure_prefect_environment
+
+    configure_prefect_environment()
+    server = resolve_api(wait=False)
+    if server is not None:
+        if server.started:
+            typer.echo(f"starting the project's Prefect server for run history at {server.ui_url} (it keeps running)")
+        os.environ["PREFECT_API_URL"] = server.api_url
+    return server
+
+
 def _check(seeds: Path, data: str, glob: str) -> None:
     """The arguments every run needs, checked with light imports only."""
     from tasks.errors import BadParameter
@@ -92,15 +109,17 @@ def run(
     _check(seeds, data, glob)
     if runner not in ("local", "dask"):
         raise _refuse(f"--runner {runner!r} is not one of: local, dask")
-    from flows.server import use_local_server
-
-    api = use_local_server(echo=typer.echo)
+    server = _history_server()
     from prefect import tags
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     from flows.ingest import ingest
     from flows.summary import render_text
 
-    with tags(*d.TAGS, "run"):
+    if server is not None:
+        server.wait()  # a server started above booted while Prefect and the pipeline were imported
+    # Heartbeats only mark crashed runs of deployments; joining their thread costs ~1 s a run.
+    with tags(*d.TAGS, "run"), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         state = ingest(
             seeds_dir=str(seeds),
             data_dir=data,
@@ -122,7 +141,12 @@ def run(
             raise outcome if isinstance(outcome, BaseException) else RuntimeError(state.message)
         raise _refuse(state.message or str(outcome), code)
     typer.echo(render_text(outcome))
-    typer.echo(f"\nrun history: {api.run_url(outcome['run_id'])}")
+    where = (
+        server.flow_run_url(outcome["run_id"])
+        if server
+        else "Prefect's temporary server (NEWSFLOW_SERVER=ephemeral): not kept"
+    )
+    typer.echo(f"\nrun history: {where}")
 
 
 @app.command()

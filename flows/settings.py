@@ -20,8 +20,9 @@ def project_home() -> Path:
 
 def configure_prefect_environment() -> None:
     os.environ.setdefault("PREFECT_HOME", str(project_home()))
-    # No network here: never phone home (and no usage-data notice).
+    # No network here: never phone home, and no usage-data notice (only DO_NOT_TRACK stops it).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
     # Prefect's temporary server (tests, and `prefect` commands without PREFECT_API_URL)
     # creates and migrates its SQLite database at first start: longer than its 20 s default.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")

@@ -43,6 +43,16 @@ def summary_sections(s: dict) -> list[Section]:
             [("articles", s["articles_total"]), ("near-duplicate links", s["near_duplicates_total"])],
         ),
     ]
+    if s.get("span_examples"):
+        sections.append(
+            (
+                f"Untranslated spans (the first {len(s['span_examples'])} of this run, with their English gloss)",
+                [
+                    (f"{x['source_file']}: {_clip(x['text'])}", f"{x['lang']}: {x['gloss'] or '(no gloss)'}")
+                    for x in s["span_examples"]
+                ],
+            )
+        )
     if s["quarantined"]:
         shown = list(itertools.islice(s["quarantined"].items(), ARTIFACT_FILE_ROWS))
         more = len(s["quarantined"]) - len(shown)
@@ -52,6 +62,10 @@ def summary_sections(s: dict) -> list[Section]:
     if s["recovered"]:
         sections.append(("Recovered at start", [(line, "") for line in s["recovered"]]))
     return sections
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def render_text(s: dict) -> str:

@@ -136,6 +136,11 @@ class RunRows:
             )
         return pl.concat(pieces)
 
+    def span_examples(self, n: int) -> list[dict[str, str | None]]:
+        """The run's first `n` spans by file and offset, with their language and gloss."""
+        first = self.rows(SPANS).scan().sort(C.source_file, C.char_start).head(n)
+        return first.select(C.source_file, C.text, C.lang, C.gloss).collect().to_dicts()
+
     def article_ids(self) -> set[str]:
         """Every article this run saw (each has an occurrence, and each occurrence an article)."""
         return set(self.winners.get_column(C.article_id).to_list())
@@ -330,6 +335,9 @@ def _same_links(links: pl.DataFrame, stored: pl.DataFrame | None) -> bool:
     return links.select(columns).sort(key).equals(stored.select(columns).sort(key))
 
 
+SPAN_EXAMPLES = 10  # spans shown in the run's summary
+
+
 def finish_run(
     data_dir: DataDirLike, results: list[BatchResult], run_id: str, full_refresh: bool, threshold: float
 ) -> RunSummary:
@@ -345,6 +353,7 @@ def finish_run(
     rows = RunRows.gather(spill_root(data, run_id), results)
     links_before = read_dataset(data, DUPLICATES) if data.list_files(DUPLICATES.name, PART_FILE) else None
     manifest = manifest_rows(outcomes, run_id, datetime.now(UTC))
+    span_examples = rows.span_examples(SPAN_EXAMPLES)  # read from the spill, which the commit removes
     exact, duplicates, plan = deduplicate_stage_and_commit(
         data, run_id, rows, manifest, replaced_files, full_refresh, threshold, stats, links_before
     )
@@ -370,6 +379,7 @@ def finish_run(
         near_duplicates_total=duplicates.height,
         spans=sum(rows.spans_by_lang.values()),
         spans_by_lang=rows.spans_by_lang,
+        span_examples=span_examples,
         quarantined={o.source_file: o.reason or "" for o in outcomes if o.status == STATUS_QUARANTINED},
         resigned=exact.n_resigned,
         partitions_written=len(plan.writes),

@@ -30,6 +30,8 @@ class RunSummary:
     near_duplicates_total: int = 0  # links in the duplicates dataset after the run
     spans: int = 0
     spans_by_lang: dict[str, int] = field(default_factory=dict)
+    # the run's first untranslated spans (by file and offset): source_file, text, lang, gloss
+    span_examples: list[dict[str, str | None]] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # file -> reason
     recovered: list[str] = field(default_factory=list)  # what recovery did at the start
     resigned: int = 0  # stored articles signed again (their index rows were missing)

@@ -26,7 +26,7 @@ from tasks.schema import (
 )
 from tasks.storage.parquet import read_dataset
 from tasks.storage.stores import open_data_dir
-from tests.conftest import tree_digest, without_manifest
+from tests.conftest import seed_text, tree_digest, without_manifest
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -362,3 +362,16 @@ def test_an_object_store_data_dir_gives_the_same_datasets_and_reruns_idempotentl
     again = ingest(seeds_dir=str(seeds), data_dir=memory_uri)
     assert again["files_unchanged"] == 5 and again["articles_new"] == 0
     assert read_dataset(memory_uri, ARTICLES).height == 20
+
+
+def test_the_summary_shows_the_runs_spans_with_their_gloss(seeded) -> None:
+    from flows.summary import render_markdown, render_text
+
+    summary = seeded[2]
+    examples = summary["span_examples"]
+    assert len(examples) == 9 and all(x["gloss"] and x["lang"] == "zh-cn" for x in examples)
+    assert [x["text"] for x in examples] == sorted(
+        (x["text"] for x in examples), key=lambda t: seed_text("003").index(t)
+    )  # in the order of the page
+    for rendered in (render_text(summary), render_markdown(summary)):
+        assert "Untranslated spans" in rendered and "Chen Jining" in rendered
