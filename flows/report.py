@@ -9,7 +9,8 @@ After a run that changed the datasets, under the data folder's lock:
 
 then three Prefect artifacts on the run: `report-headline` (table: the headline numbers),
 `report-summary` (markdown: the headline and the key charts as data-URI SVG images, which
-the UI renders) and `report-page` (link: the full page as served over http, see
+the UI renders; two of them in its description too, which the v2 UI shows on the card in
+the run's Artifacts tab) and `report-page` (link: the full page as served over http, see
 `report_url`). A run that committed nothing writes nothing under the data folder: it
 publishes the artifacts only, from the datasets as they are. A report that fails logs one
 warning line; the run goes on and its datasets are never touched.
@@ -34,7 +35,7 @@ from flows import defaults as d
 from tasks.pipeline.summary import RunSummary
 from tasks.report import history
 from tasks.report.figures import Figures, compute
-from tasks.report.page import KEY_CHARTS, headline_rows, render_html, render_markdown
+from tasks.report.page import KEY_CHARTS, headline_rows, render_card, render_html, render_markdown
 from tasks.storage.stores import ArrowDir, DataDirLike, LocalDir, open_data_dir
 
 TABLE_KEY, MARKDOWN_KEY, LINK_KEY = "report-headline", "report-summary", "report-page"
@@ -155,8 +156,7 @@ def _publish_artifacts(
     create_markdown_artifact(
         key=MARKDOWN_KEY,
         markdown=render_markdown(built.figures, built.charts, url, location),
-        description="Data-quality report: headline and key charts"
-        + ("" if record.changed_datasets else " (the run changed nothing)"),
+        description=render_card(built.charts, record.changed_datasets),
     )
     published = [TABLE_KEY, MARKDOWN_KEY]
     if url:

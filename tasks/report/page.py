@@ -74,6 +74,9 @@ TITLES = {
 # The charts of the Prefect markdown artifact: what the run did, the data over time, and
 # whether runs are slowing down.
 KEY_CHARTS = ("funnel", "articles-per-month", "untranslated-over-time", "runs-history")
+# Of them, the ones on the artifact's card in the run's Artifacts tab: Prefect's v2 UI renders
+# an artifact's description there as markdown (v1 shows its first line).
+CARD_CHARTS = ("funnel", "runs-history")
 SECTIONS = [
     ("headline", "Headline"),
     ("funnel", "Funnel"),
@@ -328,6 +331,14 @@ def render_markdown(f: Figures, charts: dict[str, bytes], page_url: str | None, 
             title = TITLES[chart_id]
             lines += ["", f"## {title}", "", f"![{title}]({data_uri(charts[chart_id])})"]
     return "\n".join(lines) + "\n"
+
+
+def render_card(charts: dict[str, bytes], changed: bool) -> str:
+    """The markdown artifact's description: a first line that says what it is (all the v1
+    UI shows), then the card's charts."""
+    line = "Data-quality report: headline and key charts" + ("" if changed else " (the run changed nothing)")
+    images = [f"![{TITLES[c]}]({data_uri(charts[c])})" for c in CARD_CHARTS if c in charts]
+    return "\n\n".join([line, *images])
 
 
 def _md(value: Any) -> str:

@@ -17,7 +17,16 @@ import pytest
 
 from tasks.report import charts, history
 from tasks.report.figures import GLOSS, Figures, compute
-from tasks.report.page import CSP, KEY_CHARTS, TITLES, headline_rows, render_html, render_markdown
+from tasks.report.page import (
+    CARD_CHARTS,
+    CSP,
+    KEY_CHARTS,
+    TITLES,
+    headline_rows,
+    render_card,
+    render_html,
+    render_markdown,
+)
 from tests.report.conftest import DataCase
 
 
@@ -72,6 +81,15 @@ def test_the_markdown_artifact_has_the_key_charts_and_where_the_page_is(
     assert "`/srv/data/_reports/runs/x.html`" in md
     assert len(md.encode()) < 300_000  # one a run in Prefect's database
     assert "Open the full report" not in render_markdown(fig, svgs, None, None)
+
+
+def test_the_artifact_card_says_what_it_is_then_shows_two_charts(built: tuple[Figures, dict[str, bytes], str]) -> None:
+    _, svgs, _ = built
+    first, *images = render_card(svgs, changed=True).split("\n\n")
+    assert first == "Data-quality report: headline and key charts"  # all that Prefect's v1 UI shows of it
+    shown = [re.fullmatch(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", i) for i in images]
+    assert [base64.b64decode(m.group(1)) for m in shown if m] == [svgs[c] for c in CARD_CHARTS]
+    assert render_card(svgs, changed=False).startswith(first + " (the run changed nothing)\n\n")
 
 
 def test_names_from_the_data_are_escaped() -> None:
