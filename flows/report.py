@@ -8,10 +8,10 @@ After a run that changed the datasets, under the data folder's lock:
     _reports/latest.html          the same page, the stable address
 
 then three Prefect artifacts on the run: `report-headline` (table: the headline numbers),
-`report-summary` (markdown: the headline and the key charts as data-URI SVG images, which
-the UI renders; two of them in its description too, which the v2 UI shows on the card in
-the run's Artifacts tab) and `report-page` (link: the full page as served over http, see
-`report_url`). A run that committed nothing writes nothing under the data folder: it
+`report-summary` (markdown: the key charts as data-URI SVG images, which the UI renders:
+two in its description, which the v2 UI shows on the artifact's card in the run's Artifacts
+tab and both UIs above the content on its page; the headline, the link and two more in
+its content) and `report-page` (link: the full page as served over http, see `report_url`). A run that committed nothing writes nothing under the data folder: it
 publishes the artifacts only, from the datasets as they are. A report that fails logs one
 warning line; the run goes on and its datasets are never touched.
 

@@ -72,11 +72,13 @@ TITLES = {
     "runs-history": "The last runs: time per step and throughput",
 }
 # The charts of the Prefect markdown artifact: what the run did, the data over time, and
-# whether runs are slowing down.
-KEY_CHARTS = ("funnel", "articles-per-month", "untranslated-over-time", "runs-history")
-# Of them, the ones on the artifact's card in the run's Artifacts tab: Prefect's v2 UI renders
-# an artifact's description there as markdown (v1 shows its first line).
+# whether runs are slowing down. Two are in the artifact's description: Prefect's v2 UI
+# renders it as markdown on the artifact's card in the run's Artifacts tab (v1 shows its
+# first line), and both UIs show it above the content on the artifact's page, so the
+# content holds the other two.
 CARD_CHARTS = ("funnel", "runs-history")
+BODY_CHARTS = ("articles-per-month", "untranslated-over-time")
+KEY_CHARTS = CARD_CHARTS + BODY_CHARTS
 SECTIONS = [
     ("headline", "Headline"),
     ("funnel", "Funnel"),
@@ -317,7 +319,7 @@ def render_html(f: Figures, charts: dict[str, bytes]) -> str:
 
 def render_markdown(f: Figures, charts: dict[str, bytes], page_url: str | None, page_location: str | None) -> str:
     """The Prefect markdown artifact: where the full page is, the headline table, and the
-    key charts as data-URI images."""
+    key charts not on its card (`render_card`) as data-URI images."""
     lines = [f"# {TITLE}", ""]
     if page_url:
         lines += [f"**[Open the full report]({page_url})** (every chart and table).", ""]
@@ -326,7 +328,7 @@ def render_markdown(f: Figures, charts: dict[str, bytes], page_url: str | None, 
     lines += ["| measure | this run | in total |", "|---|---:|---:|"]
     for h in headline_rows(f):
         lines.append(f"| {h['measure']} | {_md(h['this run'])} | {_md(h['in total'])} |")
-    for chart_id in KEY_CHARTS:
+    for chart_id in BODY_CHARTS:
         if chart_id in charts:
             title = TITLES[chart_id]
             lines += ["", f"## {title}", "", f"![{title}]({data_uri(charts[chart_id])})"]
@@ -335,8 +337,8 @@ def render_markdown(f: Figures, charts: dict[str, bytes], page_url: str | None, 
 
 def render_card(charts: dict[str, bytes], changed: bool) -> str:
     """The markdown artifact's description: a first line that says what it is (all the v1
-    UI shows), then the card's charts."""
-    line = "Data-quality report: headline and key charts" + ("" if changed else " (the run changed nothing)")
+    UI shows of it on the card), then the card's charts."""
+    line = "Data-quality report: this run and the last runs" + ("" if changed else " (this run changed nothing)")
     images = [f"![{TITLES[c]}]({data_uri(charts[c])})" for c in CARD_CHARTS if c in charts]
     return "\n\n".join([line, *images])
 

@@ -88,7 +88,7 @@ def test_a_run_publishes_the_headline_the_key_charts_and_the_link(reported) -> N
     (link,) = found[flow_report.LINK_KEY]
     rows = {r["measure"]: r for r in json.loads(table.data)}
     assert len(rows) == 10 and rows["unique articles"]["in total"] == 20 and rows["files seen"]["this run"] == 5
-    assert markdown.data.count("](data:image/svg+xml;base64,") == 4
+    assert markdown.data.count("](data:image/svg+xml;base64,") == 2
     assert markdown.description.count("](data:image/svg+xml;base64,") == 2  # on the card in the Artifacts tab
     assert f"http://127.0.0.1:{flow_report.report_port()}/runs/{run_id}.html" in link.data
     assert str((data / "_reports" / "runs" / f"{run_id}.html").absolute()) in markdown.data

@@ -17,7 +17,7 @@ import pytest
 
 from tasks.report import charts, history
 from tasks.report.figures import Figures, compute
-from tasks.report.page import KEY_CHARTS, TITLES, render_html, render_markdown
+from tasks.report.page import KEY_CHARTS, TITLES, render_card, render_html, render_markdown
 from tests.cdp import Chromium, Page, find_chromium
 from tests.paths import REPO
 from tests.report.conftest import DataCase
@@ -89,7 +89,7 @@ def test_the_markdown_artifacts_images_decode(
 ) -> None:
     """The markdown artifact's charts as the Prefect UI shows them: <img> of data URIs."""
     fig, svgs, _ = page_file
-    md = render_markdown(fig, svgs, None, None)
+    md = render_markdown(fig, svgs, None, None) + render_card(svgs, changed=True)  # content and description
     uris = re.findall(r"!\[[^\]]*\]\((data:image/svg\+xml;base64,[A-Za-z0-9+/=]+)\)", md)
     assert len(uris) == len(KEY_CHARTS)
     f = tmp_path / "md.html"

@@ -18,6 +18,7 @@ import pytest
 from tasks.report import charts, history
 from tasks.report.figures import GLOSS, Figures, compute
 from tasks.report.page import (
+    BODY_CHARTS,
     CARD_CHARTS,
     CSP,
     KEY_CHARTS,
@@ -76,7 +77,7 @@ def test_the_markdown_artifact_has_the_key_charts_and_where_the_page_is(
     fig, svgs, _ = built
     md = render_markdown(fig, svgs, "http://127.0.0.1:4201/runs/x.html", "/srv/data/_reports/runs/x.html")
     images = re.findall(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", md)
-    assert [base64.b64decode(i) for i in images] == [svgs[c] for c in KEY_CHARTS]
+    assert [base64.b64decode(i) for i in images] == [svgs[c] for c in BODY_CHARTS]  # the card has the others
     assert "[Open the full report](http://127.0.0.1:4201/runs/x.html)" in md
     assert "`/srv/data/_reports/runs/x.html`" in md
     assert len(md.encode()) < 300_000  # one a run in Prefect's database
@@ -86,10 +87,11 @@ def test_the_markdown_artifact_has_the_key_charts_and_where_the_page_is(
 def test_the_artifact_card_says_what_it_is_then_shows_two_charts(built: tuple[Figures, dict[str, bytes], str]) -> None:
     _, svgs, _ = built
     first, *images = render_card(svgs, changed=True).split("\n\n")
-    assert first == "Data-quality report: headline and key charts"  # all that Prefect's v1 UI shows of it
+    assert first == "Data-quality report: this run and the last runs"  # all that Prefect's v1 UI shows of it
     shown = [re.fullmatch(r"!\[[^\]]*\]\(data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)\)", i) for i in images]
     assert [base64.b64decode(m.group(1)) for m in shown if m] == [svgs[c] for c in CARD_CHARTS]
-    assert render_card(svgs, changed=False).startswith(first + " (the run changed nothing)\n\n")
+    assert render_card(svgs, changed=False).startswith(first + " (this run changed nothing)\n\n")
+    assert set(CARD_CHARTS) | set(BODY_CHARTS) == set(KEY_CHARTS) and not set(CARD_CHARTS) & set(BODY_CHARTS)
 
 
 def test_names_from_the_data_are_escaped() -> None:
