@@ -1,7 +1,7 @@
 """The data-quality report: after every run (`publish_report`, called by the ingest flow
 after its commit) and on demand (`newsflow report`, `report_command`).
 
-After a run that changed the datasets, under the data folder's lock:
+After a run that changed the datasets (one report writer at a time: `history.writing`):
 
     _reports/runs/<run_id>.json   the run's record (tasks/report/history.py)
     _reports/runs/<run_id>.html   its report page
@@ -11,7 +11,8 @@ then three Prefect artifacts on the run: `report-headline` (table: the headline 
 `report-summary` (markdown: the key charts as data-URI SVG images, which the UI renders:
 two in its description, which the v2 UI shows on the artifact's card in the run's Artifacts
 tab and both UIs above the content on its page; the headline, the link and two more in
-its content) and `report-page` (link: the full page as served over http, see `report_url`). A run that committed nothing writes nothing under the data folder: it
+its content) and `report-page` (link: the full page as served over http, see
+`report_url`). A run that committed nothing writes nothing under the data folder: it
 publishes the artifacts only, from the datasets as they are. A report that fails logs one
 warning line; the run goes on and its datasets are never touched.
 

@@ -56,7 +56,7 @@ def test_another_process_draws_the_same_bytes(seeds_case: DataCase) -> None:
 
 def test_the_key_charts_alone() -> None:
     empty = Figures(data_dir="x", generated_at="now", totals=_zero_totals())
-    assert list(charts.render(empty, KEY_CHARTS)) == list(KEY_CHARTS)
+    assert list(charts.render(empty, KEY_CHARTS)) == [c for c in charts.CHARTS if c in KEY_CHARTS]  # in page order
 
 
 def test_without_data_every_chart_says_so() -> None:
