@@ -97,7 +97,9 @@ def publish_report(summary: RunSummary, data: DataDirLike) -> None:
         store = open_data_dir(data)
         record = history.record_for(summary, _flow_started_at(summary), _flow_run_name())
         built, page = report_after_run(store, record)
+        t = time.perf_counter()
         published = _publish_artifacts(built, store, record, page)
+        built.seconds["artifacts"] = time.perf_counter() - t
     except Exception as exc:  # the report is never a reason for a run to fail
         logger.warning("data-quality report not published: %s", _one_line(exc))
         return
