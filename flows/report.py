@@ -17,7 +17,7 @@ publishes the artifacts only, from the datasets as they are. A report that fails
 warning line; the run goes on and its datasets are never touched.
 
 Prefect and matplotlib are imported only where they are used: `newsflow report` needs no
-Prefect, and a run imports matplotlib (~1.5 s) only when it draws.
+Prefect, and a run imports matplotlib (~1 s) only when it draws.
 """
 
 from __future__ import annotations

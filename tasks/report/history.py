@@ -74,6 +74,9 @@ class RunRecord:
     spans_by_lang: dict[str, int] = field(default_factory=dict)
     partitions_written: int = 0
     partitions_deleted: int = 0
+    # earlier runs this one's recovery finished (tasks/storage/commit.py::recover): their
+    # changes reached the datasets now, and their own reports were never written
+    rolled_forward: int = 0
     schema: int = RECORD_SCHEMA
 
     @property
@@ -86,7 +89,7 @@ class RunRecord:
 
     @property
     def changed_datasets(self) -> bool:
-        return bool(self.partitions_written or self.partitions_deleted)
+        return bool(self.partitions_written or self.partitions_deleted or self.rolled_forward)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, indent=1)
@@ -178,6 +181,7 @@ def record_for(summary: RunSummary, started_at: datetime, flow_run_name: str = "
         spans_by_lang=dict(summary.spans_by_lang),
         partitions_written=summary.partitions_written,
         partitions_deleted=summary.partitions_deleted,
+        rolled_forward=sum(line.startswith("rolled forward") for line in summary.recovered),
     )
 
 

@@ -49,6 +49,11 @@ def test_a_record_is_made_from_the_run_summary() -> None:
     assert r.quarantined_by_reason == {"the file is empty": 1}
     assert r.started_at == "2026-03-01T08:00:00+00:00" and r.changed_datasets
     assert r.mb_per_s == pytest.approx(150 / (1 << 20) / 2.0) and r.files_per_s == 1.5
+    # a run that changed nothing itself, but whose recovery finished an earlier committed run
+    summary.partitions_written, summary.recovered = 0, ["rolled forward committed run r0"]
+    assert history.record_for(summary, START).changed_datasets
+    summary.recovered = ["discarded interrupted run r0"]
+    assert not history.record_for(summary, START).changed_datasets
 
 
 def test_a_record_reads_back_and_tolerates_a_grown_or_broken_format() -> None:
