@@ -12,7 +12,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 
-.PHONY: run test check lint setup clean bench serve ui stop deploy screenshot
+.PHONY: run test check lint setup clean bench serve ui stop deploy screenshot report
 
 # Benchmark sizes: make bench SIZES=10MB,100MB,1GB
 SIZES ?= 10MB,100MB
@@ -90,6 +90,10 @@ deploy: setup
 # A screenshot of the UI for the README (headless Chromium; needs `make serve` running).
 screenshot: setup
 	$(VENV)/bin/python docs/screenshot.py --url http://$(HOST):$(PORT) --out docs/prefect-ui.png
+
+# The data-quality report of data/ rebuilt on demand (a run writes it too): data/_reports/latest.html
+report: setup
+	$(VENV)/bin/newsflow report --data data
 
 bench: setup
 	$(VENV)/bin/newsflow bench run --sizes $(SIZES)

@@ -219,6 +219,55 @@ def watch(
     watch_seeds(seeds, emit_prefect_event, threading.Event())
 
 
+@app.command()
+def report(
+    data: str = typer.Option(d.DATA_DIR, "--data", help=d.HELP["data_dir"]),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write the page here instead of DATA/_reports/latest.html.", dir_okay=False
+    ),
+    runs: int = typer.Option(d.REPORT_RUNS, "--runs", min=1, max=1000, help="Runs in the 'last runs' charts."),
+    serve: bool = typer.Option(
+        False, "--serve/--no-serve", help="Then serve DATA/_reports over http on 127.0.0.1 until Ctrl-C."
+    ),
+    port: int = typer.Option(
+        0, "--port", min=0, max=65535, help=f"Port for --serve (default {d.REPORT_PORT} or NEWSFLOW_REPORT_PORT)."
+    ),
+) -> None:
+    """Build the data-quality report of DATA as it stands (and its last recorded run): one
+    self-contained HTML page. Needs no Prefect server."""
+    from tasks.errors import BadParameter
+    from tasks.storage.location import check_data_dir, is_uri
+
+    try:
+        check_data_dir(data)
+    except BadParameter as exc:
+        raise _refuse(str(exc)) from None
+    if not is_uri(data) and not any((Path(data) / name).is_dir() for name in ("files", "articles")):
+        raise _refuse(f"data folder {data!r} holds no datasets yet: run `newsflow run --data {data}` first")
+    if out is not None and (not out.parent.is_dir() or out.is_dir()):
+        raise _refuse(f"--out {str(out)!r}: its folder does not exist or it is a folder")
+    if serve and is_uri(data):
+        raise _refuse("--serve needs a local data folder; serve DATA/_reports with any web server instead")
+    from flows.report import report_command, report_port, report_server
+
+    try:
+        report_command(data, out, runs, echo=typer.echo)
+    except TimeoutError as exc:
+        raise _refuse(str(exc), 3) from None
+    if serve:
+        try:
+            server = report_server(data, port or report_port())
+        except OSError as exc:
+            raise _refuse(f"cannot serve on port {port or report_port()}: {exc.strerror or exc}") from None
+        typer.echo(f"serving {data}/_reports on http://127.0.0.1:{server.server_address[1]}/latest.html (Ctrl-C stops)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+
+
 def _add_subcommands() -> None:
     """The command groups of their own modules (each imports its heavy parts lazily)."""
     from bench.cli import bench_app

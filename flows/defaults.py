@@ -60,3 +60,10 @@ HELP = {
     "runner": "Where batches run: `local` (this machine's cores) or `dask` (a Dask cluster through prefect-dask).",
     "dask_address": "Scheduler address of an existing Dask cluster, e.g. tcp://host:8786; empty = a LocalCluster.",
 }
+
+# The data-quality report (flows/report.py): its pages under <data>/_reports/ are served
+# over http on this port by `newsflow serve` (so `make serve`) and `newsflow report --serve`;
+# the run's link artifact points there unless NEWSFLOW_REPORT_URL names another address.
+REPORT_HOST = "127.0.0.1"
+REPORT_PORT = 4201
+REPORT_RUNS = 30  # runs in the report's "last runs" charts

@@ -27,6 +27,7 @@ from pydantic import Field
 
 from flows import defaults as d
 from flows.artifacts import RunProgress, batch_progress, publish_artifacts
+from flows.report import publish_report
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
 from tasks.errors import DataDirBusy, RunError, StorageFailed, storage_failed
 from tasks.pipeline.batch import BatchResult, KnownFile
@@ -109,6 +110,7 @@ def ingest(
         return refused(exc, data_dir, run_id)
     summary.recovered, summary.timeline = recovered, timeline
     publish_artifacts(summary)
+    publish_report(summary, data)
     summary.wall_seconds = time.perf_counter() - started
     log_summary(summary)
     return finished(summary)

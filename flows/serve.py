@@ -26,6 +26,7 @@ from prefect.schedules import Cron, Interval
 
 from flows import defaults as d
 from flows.ingest import ingest
+from flows.report import serve_in_background
 from flows.watch import EVENT_CREATED, EVENT_MODIFIED, RESOURCE_PREFIX, start_watcher
 from tasks.storage.location import is_uri
 
@@ -83,6 +84,7 @@ def serve_all(
     """Blocks: serves the three deployments and (by default) watches the seeds folder."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
     deployments = build_deployments(seeds_dir, data_dir, sweep_cron, sweep_interval)
+    serve_in_background(data_dir)  # the report pages the runs' link artifacts point to
     stop = None
     if watch:
         _, stop = start_watcher(seeds_dir)

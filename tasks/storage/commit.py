@@ -282,13 +282,12 @@ def discard_run(data_dir: DataDirLike, run_id: str) -> None:
 
 
 def recover(data_dir: DataDirLike) -> list[str]:
-    """Finish committed runs and discard interrupted ones; returns what was done."""
+    """Finish committed runs, discard interrupted ones and remove temporary files left by a
+    crash mid-write (a partition's, a report page's); returns what was done."""
     store = open_data_dir(data_dir)
     done: list[str] = []
     store.clear_spill()  # a remote data dir's local spill of runs that never finished
-    if not store.has_dir(STAGING_DIR):
-        return done
-    for run_id in store.list_dirs(STAGING_DIR):
+    for run_id in store.list_dirs(STAGING_DIR) if store.has_dir(STAGING_DIR) else []:
         root = _staging_rel(run_id)
         if store.exists(f"{root}/{COMMIT_FILE}"):
             _apply(store, root)
