@@ -5,6 +5,7 @@ is recorded by it; starting one costs ~10-20 s, so it is started once)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,10 @@ from flows.settings import configure_prefect_environment
 from tests.paths import SEEDS, SHARED
 
 configure_prefect_environment()
+# Flows run by these tests draw no data-quality report (~3 s a run: matplotlib and 16 charts):
+# the report's own tests switch it on (tests/flows/test_report.py, tests/report/); the
+# `newsflow run` children of the fault suite run with it (their environment drops NEWSFLOW_*).
+os.environ.setdefault("NEWSFLOW_REPORT", "off")
 
 
 @pytest.fixture(scope="session")

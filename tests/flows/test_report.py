@@ -51,6 +51,14 @@ def artifacts_of(run_id: str) -> dict[str, list]:
     return found
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report_on():
+    """The report after every run, as outside the tests (tests/conftest.py switches it off)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(flow_report.SWITCH_ENV, "on")
+        yield
+
+
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory: pytest.TempPathFactory, prefect_harness) -> tuple[Path, Path, dict]:
     root = tmp_path_factory.mktemp("reported")

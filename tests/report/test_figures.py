@@ -139,12 +139,13 @@ def test_the_files_with_most_untranslated_text_and_their_spans(case: DataCase, f
     assert fig.top_files, "the test data has untranslated spans"
     for f in fig.top_files:
         first = rows(
-            f"SELECT char_start, text, pinyin, lang FROM {spans} WHERE source_file = ? ORDER BY char_start LIMIT {F.SAMPLE_SPANS}",
+            f"SELECT char_start, text, pinyin, lang, gloss FROM {spans} WHERE source_file = ? "
+            f"ORDER BY char_start LIMIT {F.SAMPLE_SPANS}",
             f["source_file"],
         )
-        assert [(s["char_start"], s["text"], s["pinyin"], s["lang"]) for s in f["samples"]] == first
+        assert [(s["char_start"], s["text"], s["pinyin"], s["lang"], s["gloss"]) for s in f["samples"]] == first
         assert f["n_bytes"] == one(f"SELECT n_bytes FROM {files} WHERE source_file = ?", f["source_file"])
-    assert fig.has_gloss is False  # the spans have no gloss column (yet): tests/report/test_page.py adds one
+    assert fig.has_gloss is True
 
 
 def test_near_duplicate_clusters_and_similarity(case: DataCase, fig: F.Figures) -> None:
