@@ -34,13 +34,35 @@ def shared_dir() -> Path:
     return SHARED
 
 
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """(API URL, environment for child processes) of the session's Prefect server."""
-    from tests.prefect_server import prefect_server
+_BOOTING: dict[str, object] = {}  # the session's Prefect server, started as the session starts
 
-    root = tmp_path_factory.mktemp("prefect")
-    with prefect_server(root / "home", root / "server.log") as (api, env):
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """When any test of the session needs the Prefect server, start it now: it boots while
+    the tests that need none run (tests/steps, tests/storage, ... come first: pyproject's
+    testpaths)."""
+    if any("prefect_api" in item.fixturenames for item in items):
+        import tempfile
+
+        from tests.prefect_server import start_prefect_server
+
+        root = Path(tempfile.mkdtemp(prefix="newsflow-prefect-"))
+        _BOOTING["server"] = start_prefect_server(root / "home", root / "server.log")
+        _BOOTING["root"] = root
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A server started for tests that never ran (the session stopped early) stops too."""
+    if "server" in _BOOTING:
+        _BOOTING["server"].stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[tuple[str, dict[str, str]]]:
+    """(API URL, environment for child processes) of the session's Prefect server."""
+    server = _BOOTING["server"]
+    api, env = server.ready()  # type: ignore[attr-defined]
+    try:
         yield api, env
         # Send this process's last logs and events while the server still answers (else
         # their workers retry against a closed port at exit).
@@ -49,14 +71,18 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
 
         APILogWorker.drain_all(timeout=10)
         EventsWorker.drain_all(timeout=10)
+    finally:
+        server.stop()  # type: ignore[attr-defined]
+        shutil.rmtree(_BOOTING["root"], ignore_errors=True)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
 def prefect_harness(prefect_api):
-    """Flows called in this process report to the session's server."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    """Flows called in this process report to the session's server (without Prefect's
+    heartbeat thread, whose join costs ~1 s a run, as `newsflow run` does)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    with temporary_settings({PREFECT_API_URL: prefect_api[0]}):
+    with temporary_settings({PREFECT_API_URL: prefect_api[0], PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
         yield
 
 

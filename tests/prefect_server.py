@@ -52,7 +52,31 @@ def _stop(proc: subprocess.Popen) -> None:
 @contextmanager
 def prefect_server(home: Path, log: Path, database_url: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """A `prefect server start` on a free loopback port (SQLite under `home`, or the given
-    database); yields (api_url, env for clients)."""
+    database); yields (api_url, env for clients) once it answers."""
+    server = start_prefect_server(home, log, database_url)
+    try:
+        yield server.ready()
+    finally:
+        server.stop()
+
+
+class StartedServer:
+    """A `prefect server start` child, booting: `ready()` waits until it answers."""
+
+    def __init__(self, proc: subprocess.Popen, api: str, env: dict[str, str]) -> None:
+        self.proc, self.api, self.env = proc, api, env
+
+    def ready(self) -> tuple[str, dict[str, str]]:
+        wait_for(f"{self.api}/health", timeout=180, proc=self.proc)
+        return self.api, dict(self.env, PREFECT_API_URL=self.api)
+
+    def stop(self) -> None:
+        _stop(self.proc)
+
+
+def start_prefect_server(home: Path, log: Path, database_url: str | None = None) -> StartedServer:
+    """Start a `prefect server start` on a free loopback port and return at once (it boots
+    in ~10-20 s; the caller can do other work meanwhile)."""
     port = free_port()
     # PREFECT_SERVER_API_PORT: the UI asks the API on that port (4200 otherwise)
     env = dict(
@@ -69,12 +93,7 @@ def prefect_server(home: Path, log: Path, database_url: str | None = None) -> It
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    api = f"http://127.0.0.1:{port}/api"
-    try:
-        wait_for(f"{api}/health", timeout=180, proc=proc)
-        yield api, dict(env, PREFECT_API_URL=api)
-    finally:
-        _stop(proc)
+    return StartedServer(proc, f"http://127.0.0.1:{port}/api", env)
 
 
 @contextmanager

@@ -216,7 +216,7 @@ def test_enrich_spans_of_japanese_only_leaves_gloss_and_source_null() -> None:
 # ------------------------------------------------------------------ never raise
 
 
-@settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300), st.text(max_size=60))
 def test_enrich_functions_never_raise(text: str, short: str) -> None:
     title, tags = split_title_and_tags(text)
