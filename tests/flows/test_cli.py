@@ -12,6 +12,8 @@ import pytest
 from tests.paths import SEEDS
 from tests.prefect_server import VENV_BIN
 
+pytestmark = pytest.mark.slow  # every test runs `newsflow` as a child process
+
 
 def newsflow(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}

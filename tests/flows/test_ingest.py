@@ -320,6 +320,7 @@ def test_a_task_run_processes_several_batches_and_the_datasets_stay_the_same(tmp
     assert t["worker_busy"] > 0 and t["worker_idle"] >= 0
 
 
+@pytest.mark.slow  # child processes
 def test_a_worker_killed_mid_run_fails_the_run_and_the_next_run_gets_a_fresh_pool(
     tmp_path: Path, seeds_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -165,6 +165,7 @@ def test_an_object_store_data_dir_gets_its_report_and_a_link_only_with_an_addres
     assert flow_report.report_url(memory_uri, history.LATEST_PAGE) == "https://reports.example/newsflow/latest.html"
 
 
+@pytest.mark.slow  # child processes
 def test_the_flow_imports_matplotlib_only_when_it_draws() -> None:
     code = "import sys, flows.ingest, flows.cli, flows.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -133,7 +133,7 @@ def test_batches_keep_every_file_once_in_order_and_stay_under_the_limit(
     assert all(len(b) == 1 or sum(f.n_bytes for f in b) <= limit for b in batches)
 
 
-@settings(deadline=None)
+@settings(deadline=None, max_examples=40)
 @given(
     sizes=st.lists(st.integers(min_value=1, max_value=10), min_size=1000, max_size=2000),
     batches_wanted=st.integers(min_value=1, max_value=12),

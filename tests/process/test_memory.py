@@ -65,6 +65,7 @@ def _allocate_and_free(env: dict[str, str]) -> tuple[int, int, int, str]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+@pytest.mark.slow  # child processes
 def test_with_the_policy_polars_and_pyarrow_give_freed_memory_back_at_once() -> None:
     held, kept, returned, pool = _allocate_and_free(_clean_env())
     assert held > 500  # two 40M-row Int64 columns
@@ -74,6 +75,7 @@ def test_with_the_policy_polars_and_pyarrow_give_freed_memory_back_at_once() -> 
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="malloc_trim is glibc's")
+@pytest.mark.slow  # child processes
 def test_allocator_settings_in_the_environment_win() -> None:
     env = _clean_env(
         _RJEM_MALLOC_CONF="dirty_decay_ms:10000,muzzy_decay_ms:10000", ARROW_DEFAULT_MEMORY_POOL="mimalloc"

@@ -235,6 +235,7 @@ def test_enrich_functions_never_raise(text: str, short: str) -> None:
     assert out.schema == ARTICLES_SCHEMA and out.height == 1
 
 
+@pytest.mark.slow  # child processes
 def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
     # pypinyin's phrase dictionary is ~55 MB of Python objects: only the batch workers that
     # tag spans load it, never the flow process that runs them (its memory adds to the peak)
@@ -249,6 +250,7 @@ def test_flow_process_does_not_load_the_pinyin_dictionary() -> None:
     assert span_pinyin("陈吉宁") == "chén jí níng"
 
 
+@pytest.mark.slow  # child processes
 def test_flow_process_does_not_load_the_gloss_dictionary_or_segmenter() -> None:
     # CC-CEDICT (~20 MB indexed) and rjieba (~30 MB) are loaded by the batch workers that
     # gloss Chinese spans, once per process, never by the flow process.

@@ -116,6 +116,7 @@ def _run(code: str) -> str:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO).stdout
 
 
+@pytest.mark.slow  # child processes
 def test_deterministic_across_processes_and_offline() -> None:
     # Sockets blocked: the dictionary and the segmenter ship in the wheels.
     code = (

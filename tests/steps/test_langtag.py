@@ -116,6 +116,7 @@ def test_short_spans_are_less_certain() -> None:
     assert tag_span_language("上海")[1] < tag_span_language("上海市人民政府今天举行新闻发布会")[1]
 
 
+@pytest.mark.slow  # child processes
 def test_tagging_is_deterministic_across_processes() -> None:
     spans = ["上海市", "这个国家的经济发展", "東京都に住んでいます", "中国人民", "的"]
     code = (

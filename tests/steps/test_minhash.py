@@ -118,6 +118,7 @@ def test_minhash_estimates_jaccard() -> None:
         assert abs((sig[0] == sig[i]).mean() - exact) < 0.15  # ~4 sigma at 128 perms
 
 
+@pytest.mark.slow  # child processes
 @settings(max_examples=5, deadline=None)
 @given(st.lists(st.text(min_size=0, max_size=200), min_size=1, max_size=6))
 def test_signatures_deterministic_in_fresh_process(texts: list[str]) -> None:
