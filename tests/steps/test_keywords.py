@@ -44,7 +44,7 @@ _KW_TEXTS = st.lists(st.tuples(st.sampled_from(_KW_WORDS), st.sampled_from(_KW_G
 )
 
 
-@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.integers(0, 5), _KW_TEXTS), max_size=6), st.integers(0, 4))
 def test_keywords_packed_path_agrees_with_frames(rows: list[tuple[int, str]], k: int) -> None:
     # The numpy (packed key) n-gram count must give what the polars frames give, also for
