@@ -333,6 +333,8 @@ def test_no_document_text_ever_becomes_a_path(bad_run) -> None:
         r"^(articles/year=(\d{4}|unknown)/month=(\d{2}|unknown)"
         r"|(occurrences|segments|spans)/source_bucket=\d{2}"
         r"|duplicates/method=minhash_jaccard|files/status=(processed|quarantined)|_index/minhash_v3)/part-0\.parquet$"
+        # the data-quality report: pages and records named by run id (a UUID), never by a document
+        r"|^_reports/(latest\.html|runs/[0-9a-f-]{36}\.(html|json))$"
     )
     paths = [p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file()]
     assert paths and all(allowed.match(p) for p in paths), [p for p in paths if not allowed.match(p)]

@@ -133,6 +133,10 @@ def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served, prefect_a
     assert bad_glob.state.message == "glob '../../etc/*' climbs out of the seeds folder with '..'; refused"
     assert "/" not in bad_glob.name and ".." not in bad_glob.name  # backfill-etc_-<time>
     logs = asyncio.run(_logs_of(bad_glob.id))
+    deadline = time.monotonic() + 60  # the run's process sends its last logs as it exits
+    while sum("climbs out of the seeds folder" in line for line in logs) < 2 and time.monotonic() < deadline:
+        time.sleep(1)
+        logs = asyncio.run(_logs_of(bad_glob.id))
     assert logs and not any("Traceback" in line for line in logs)
     assert sum("climbs out of the seeds folder" in line for line in logs) == 2  # the error, then the final state
     with pytest.raises(Exception, match="near_duplicate_threshold"):
