@@ -7,6 +7,7 @@ global steps) over the steps in tasks/steps/.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -141,6 +142,19 @@ def refused(exc: RunError, data_dir: str, run_id: str) -> State:
         discard_run(data_dir, run_id)
     get_run_logger().error("%s", exc)
     return Failed(message=str(exc), data=exc)
+
+
+class _RefusedOnce(logging.Filter):
+    """A deployment's run process (`python -m prefect.engine`) asks for the flow's result,
+    which re-raises a refused run's error, and Prefect's engine logs it to the run's logs
+    again, with a traceback. It is already said in one line and is the run's state message:
+    drop the repeat."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RunError))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(_RefusedOnce())
 
 
 def finished(summary: RunSummary) -> State:

@@ -119,7 +119,7 @@ def test_a_file_dropped_in_the_folder_is_ingested_by_an_on_file_run(served) -> N
 
 
 def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served, prefect_api) -> None:
-    seeds, data, _ = served
+    seeds, data, root = served
     for p in sorted(SEEDS.glob("00[0-2]_*.txt")):
         shutil.copy(p, seeds / p.name)
     cli = [str(VENV_BIN / "newsflow"), "backfill", "--glob", "00*.txt", "--near-duplicate-threshold", "0.7", "--wait"]
@@ -139,6 +139,7 @@ def test_backfill_runs_with_ui_parameters_and_rejects_bad_ones(served, prefect_a
         logs = asyncio.run(_logs_of(bad_glob.id))
     assert logs and not any("Traceback" in line for line in logs)
     assert sum("climbs out of the seeds folder" in line for line in logs) == 2  # the error, then the final state
+    assert "Traceback" not in (root / "serve.log").read_text()  # nor in the terminal of `newsflow serve`
     with pytest.raises(Exception, match="near_duplicate_threshold"):
         run_deployment("ingest/backfill", parameters={"near_duplicate_threshold": 1.5}, timeout=60)
 
