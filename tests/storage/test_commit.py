@@ -137,7 +137,7 @@ def test_partitions_encoded_at_once_are_the_bytes_of_one_at_a_time(
         with lock:
             writing[0] += 1
             most[0] = max(most[0], writing[0])
-        time.sleep(0.05)
+        time.sleep(0.02)
         real_write(*args)
         with lock:
             writing[0] -= 1
