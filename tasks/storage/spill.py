@@ -33,7 +33,7 @@ SPILL_INDEX_KEY = "newsflow.partitions"  # spill file schema metadata: its parti
 
 def spill_root(data_dir: DataDirLike, run_id: str) -> Path:
     """Local folder where a run's batches spill rows: inside the staging folder of a local
-    data dir, a local scratch folder for a remote one (see tasks/storage.py)."""
+    data dir, a local scratch folder for a remote one (see tasks/storage/stores.py)."""
     return open_data_dir(data_dir).spill_dir(run_id)
 
 

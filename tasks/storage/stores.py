@@ -1,11 +1,10 @@
 """Where the datasets live: a local folder or any pyarrow/fsspec filesystem URI.
 
 `open_data_dir` turns a data-dir string into a store with the few operations the commit
-protocol of tasks/write.py needs, on paths relative to the data dir (posix, `/`):
+protocol of tasks/storage/commit.py needs, on paths relative to the data dir (posix, `/`):
 
-* `LocalDir` — a plain path or `file:///...`: exactly the historical behaviour (temp
-  name + fsync + os.replace, fsync of folders), so local bytes and crash guarantees are
-  unchanged.
+* `LocalDir` — a plain path or `file:///...`: temp name + fsync + os.replace, fsync of
+  folders.
 * `ArrowDir` — anything `pyarrow.fs.FileSystem.from_uri` accepts (`s3://`, `gs://`,
   `abfs://`) or, failing that, any fsspec URI (`memory://`, ...). Object stores have no
   rename and no fsync: a file is serialised in memory, then written in one upload
@@ -15,7 +14,7 @@ protocol of tasks/write.py needs, on paths relative to the data dir (posix, `/`)
   work but lose the whole-file guarantee: docs/GUARANTEES.md.)
 
 Batch workers spill rows to a local folder (`spill_dir`): inside the data dir when it is
-local (as before), under a local scratch folder when it is remote (see `cache_dir`).
+local, under a local scratch folder when it is remote (see `cache_dir`).
 """
 
 from __future__ import annotations

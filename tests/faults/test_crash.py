@@ -3,7 +3,7 @@ re-run must leave every dataset readable (polars and DuckDB), free of partial or
 files and duplicate rows, and identical to an uninterrupted run (the manifest compared
 without run_id and processed_at; every other Parquet file byte for byte).
 
-Kill points come from tasks/killpoints.py (NEWSFLOW_KILL_AT=<name>:<n>). A clean baseline
+Kill points come from tasks/process/faults.py (NEWSFLOW_KILL_AT=<name>:<n>). A clean baseline
 run logs every checkpoint it reaches (NEWSFLOW_CHECKPOINT_LOG), so the plan only holds
 points a run really reaches and each killed child must die of SIGKILL. The choice of n,
 the double kills (a second kill during the re-run, e.g. while it rolls a committed run

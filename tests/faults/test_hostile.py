@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(300)]
 
 
 def test_a_glob_escaping_the_seeds_folder_is_refused(suite_env, tmp_path) -> None:
-    glob = "../../etc/*"  # absolute globs and the other forms: tests/test_discover.py
+    glob = "../../etc/*"  # absolute globs and the other forms: tests/pipeline/test_planning.py
     seeds, data = tmp_path / "seeds", tmp_path / "data"
     copy_seeds(seeds)
     result = run(

@@ -1,4 +1,4 @@
-"""flows/discover.py: which files a run looks at; globs can never reach outside the seeds folder."""
+"""tasks/pipeline/planning.py: which files a run looks at; globs can never reach outside the seeds folder."""
 
 from __future__ import annotations
 

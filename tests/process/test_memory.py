@@ -1,4 +1,4 @@
-"""tasks/heap.py: freed heap pages go back to the OS between batches and global steps, and
+"""tasks/process/memory.py: freed heap pages go back to the OS between batches and global steps, and
 polars' and pyarrow's allocators give theirs back at once."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tasks/load.py: bytes -> decoded text, or a quarantine reason a person understands."""
+"""tasks/steps/load.py: bytes -> decoded text, or a quarantine reason a person understands."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tasks/write.py: partitioned, sorted, atomic Parquet writes and crash recovery."""
+"""tasks/storage/commit.py and parquet.py: partitioned, sorted, atomic Parquet writes and crash recovery."""
 
 from __future__ import annotations
 
@@ -228,7 +228,7 @@ def test_a_forged_commit_record_cannot_touch_files_outside_the_datasets(tmp_path
     assert victim.read_text() == "precious"
 
 
-# --- data dirs given as filesystem URIs (tasks/storage.py) ---
+# --- data dirs given as filesystem URIs (tasks/storage/stores.py) ---
 
 
 def _memory_tree(uri: str) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""tasks/storage.py: data dirs as local folders or filesystem URIs, with the operations of
+"""tasks/storage/stores.py: data dirs as local folders or filesystem URIs, with the operations of
 the commit protocol. The in-memory fsspec filesystem stands in for an object store."""
 
 from __future__ import annotations
