@@ -11,9 +11,9 @@ from array import array
 from importlib import metadata, resources
 
 import numpy as np
-import polars as pl
 import pytest
 
+from bench.corpus import JAPANESE, TRADITIONAL, load_material
 from tasks.steps.gloss import GLOSS_RULES_VERSION, _Index, gloss_source, gloss_span, has_gloss
 from tests.paths import REPO, SEEDS
 
@@ -82,9 +82,20 @@ def test_unknown_characters_and_particles_still_give_text() -> None:
     assert gloss_span("了", "zh-cn") == "le"  # a particle alone: its pinyin, never an empty gloss
 
 
+def corpus_spans() -> list[tuple[str, str]]:
+    """Every span text the bench corpus can hold: its traditional Chinese and Japanese
+    sentences, and each run of clauses of seed 003's simplified spans (bench/corpus.py
+    cuts them so)."""
+    spans = {(t, "zh-tw") for t in TRADITIONAL} | {(t, "ja") for t in JAPANESE}
+    for text in load_material().simplified:
+        clauses = [c for c in re.split(r"(?<=[,，])", text) if c]
+        for i in range(len(clauses)):
+            spans |= {("".join(clauses[i:j]).rstrip(",，"), "zh-cn") for j in range(i + 1, len(clauses) + 1)}
+    return sorted(spans)
+
+
 def test_every_chinese_span_of_the_seeds_and_the_bench_corpus_has_a_clean_gloss() -> None:
-    truth = pl.read_parquet(REPO / "bench" / "corpus" / "10MB-seed1-v2" / "truth" / "spans.parquet")
-    spans = [(t, lg) for t, lg in truth.select("text", "lang").unique().sort("text", "lang").iter_rows()]
+    spans = corpus_spans()
     spans += [
         (m, "zh-cn") for p in SEEDS.glob("*.txt") for m in re.findall(r"[\u4e00-\u9fff][^\n a-zA-Z]*", p.read_text())
     ]
@@ -123,10 +134,9 @@ def test_deterministic_across_processes_and_offline() -> None:
         "import socket\n"
         "def no(*a, **k): raise OSError('network used')\n"
         "socket.socket.connect = no; socket.create_connection = no\n"
-        "import polars as pl\n"
         "from tasks.steps.gloss import gloss_span\n"
-        "s = pl.read_parquet('bench/corpus/10MB-seed1-v2/truth/spans.parquet').unique(['text', 'lang']).sort('text', 'lang')\n"
-        "print(repr([gloss_span(t, lg) for t, lg in s.select('text', 'lang').iter_rows()]))\n"
+        "from tests.steps.test_gloss import corpus_spans\n"
+        "print(repr([gloss_span(t, lg) for t, lg in corpus_spans()]))\n"
     )
     first, second = _run(code), _run(code)
     assert first == second and "Shanghai" in first
