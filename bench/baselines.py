@@ -40,9 +40,7 @@ def datatrove_python(root: Path, echo=print) -> str:
     py = venv / "bin" / "python"
     marker = venv / ".installed"
     if not marker.exists():
-        uv = shutil.which("uv") or next(
-            (str(p) for p in (REPO / ".tools/bin/uv", Path("/tmp/uvboot/bin/uv")) if p.exists()), None
-        )
+        uv = shutil.which("uv") or next((str(p) for p in (REPO / ".tools/bin/uv",) if p.exists()), None)
         echo(f"installing datatrove into {venv} (once) ...")
         if uv:
             subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)

@@ -1,5 +1,5 @@
 """Resource limits: memory stays bounded however big the input. Peak RSS is measured on a
-real `newsflow run` child (its whole process tree, sampled, and wait4's ru_maxrss)."""
+real `newsflow run` child (its whole process tree, sampled every 50 ms)."""
 
 from __future__ import annotations
 
