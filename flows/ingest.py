@@ -28,7 +28,7 @@ from pydantic import Field
 
 from flows import defaults as d
 from flows.artifacts import RunProgress, batch_progress, publish_artifacts
-from flows.report import publish_report
+from flows.report import load_drawing_in_background, publish_report
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
 from tasks.errors import DataDirBusy, RunError, StorageFailed, storage_failed
 from tasks.pipeline.batch import BatchResult, KnownFile
@@ -96,6 +96,7 @@ def ingest(
     run_id = str(flow_run.get_id() or uuid.uuid4())
     try:
         seeds, data = check_parameters(seeds_dir, data_dir, glob, files, runner)
+        load_drawing_in_background()
         with exclusive(data, lock_wait_seconds):
             recovered = recover_storage(data)
             known = {} if full_refresh else known_files(data)

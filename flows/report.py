@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import importlib
 import os
 import threading
 import time
@@ -83,6 +84,13 @@ def build(
 
 
 # ---------------------------------------------------------------------------- after a run
+
+
+def load_drawing_in_background() -> None:
+    """Import the drawing code (matplotlib, ~0.8 s) in a thread while the run works: the
+    report after the commit then starts drawing at once. Nothing when the report is off."""
+    if os.environ.get(SWITCH_ENV, "").lower() != "off":
+        threading.Thread(target=importlib.import_module, args=("tasks.report.charts",), daemon=True).start()
 
 
 def publish_report(summary: RunSummary, data: DataDirLike) -> None:
