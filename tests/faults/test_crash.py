@@ -41,6 +41,7 @@ from tests.faults.harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
 MIN_KILL_POINTS = 20
+MIN_DOUBLE_KILLS = 5  # scenarios that crash a run while it recovers from a crash
 PARALLEL = int(os.environ.get("NEWSFLOW_FAULT_PARALLEL", "2"))
 # Checkpoints a kill may target; `locked`/`unlocking`/`lock-busy` are for the concurrency tests.
 KILL_NAMES = (
@@ -82,7 +83,8 @@ ALWAYS_REACHED = ("read", "stage")
 
 def _plan(counts: Counter, rng: random.Random, baseline_seconds: float) -> list[Scenario]:
     """Every reachable checkpoint at its first and last occurrence, plus seeded random
-    occurrences in between, until there are at least MIN_KILL_POINTS. A point of a
+    occurrences in between: of the checkpoints every run reaches until there are
+    MIN_DOUBLE_KILLS of them, then of any until there are MIN_KILL_POINTS. A point of a
     checkpoint every run reaches is the second kill of a scenario (in the re-run, while or
     after it recovers from the first kill); the others are first kills. Plus three kills
     after a seeded random delay."""
@@ -92,6 +94,12 @@ def _plan(counts: Counter, rng: random.Random, baseline_seconds: float) -> list[
         if n:
             points += [f"{name}:1"] + ([f"{name}:{n}"] if n > 1 else [])
     reachable = [name for name in KILL_NAMES if counts.get(name, 0) > 2]
+    again = [name for name in ALWAYS_REACHED if name in reachable]
+    while sum(p.split(":")[0] in ALWAYS_REACHED for p in points) < MIN_DOUBLE_KILLS:
+        name = rng.choice(again)
+        point = f"{name}:{rng.randint(2, counts[name] - 1)}"
+        if point not in points:
+            points.append(point)
     while len(points) < MIN_KILL_POINTS:
         name = rng.choice(reachable)
         point = f"{name}:{rng.randint(2, counts[name] - 1)}"
@@ -226,7 +234,7 @@ def test_the_plan_covers_at_least_20_kill_points_across_every_checkpoint(crash_r
     } <= reached
     assert {k.split(":")[0] for k in kill_points} == reached
     assert sum(o.scenario.kill_after is not None for o in outcomes) == 3
-    assert sum(len(o.scenario.kills) == 2 for o in outcomes) >= 5  # crashes while recovering from a crash
+    assert sum(len(o.scenario.kills) == 2 for o in outcomes) >= MIN_DOUBLE_KILLS
 
 
 def test_every_checkpoint_kill_really_killed_and_the_rerun_equals_a_clean_run(crash_results) -> None:
