@@ -12,8 +12,9 @@
    file `make serve` and `make stop` use) on 4200 or the next free port, and leaves it
    running for the next runs and the UI. A file lock makes runs started at once share one.
 
-Starting one costs ~8 s (14 s on a fresh database); a run against a running one costs about
-2.5x `import prefect` instead of Prefect's temporary server's ~16 s per run. Imports nothing
+Starting one costs ~8 s (14 s on a fresh database); a run against a running one costs
+2.7x `import prefect` (no-op) to 3.8x (the five seeds) instead of Prefect's temporary
+server's ~16 s per run. Imports nothing
 of Prefect: Prefect reads its settings once, at import, so the address is decided here first.
 """
 
@@ -37,11 +38,14 @@ from pathlib import Path
 
 import typer
 
+from flows import defaults as d
 from flows.settings import configure_prefect_environment, project_home
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("NEWSFLOW_SERVER_PORT", "4200"))  # make serve's PORT
-PORT_RANGE = range(DEFAULT_PORT + 1, DEFAULT_PORT + 100)
+# where to look when DEFAULT_PORT is taken: never the report pages' port (`newsflow serve`)
+REPORT_PORT = int(os.environ.get("NEWSFLOW_REPORT_PORT") or d.REPORT_PORT)
+PORT_RANGE = [p for p in range(DEFAULT_PORT + 1, DEFAULT_PORT + 100) if p != REPORT_PORT]
 STARTUP_TIMEOUT_S = 180.0  # a first start on a fresh DB runs all migrations: 11-17 s here, more under load
 POLL_S = 0.1
 
@@ -230,7 +234,7 @@ def _pick_port(host: str, preferred: int) -> int:
     for port in [preferred, *PORT_RANGE]:
         if port_free(host, port):
             return port
-    raise RuntimeError(f"no free port for a Prefect server on {host} in {PORT_RANGE}")
+    raise RuntimeError(f"no free port for a Prefect server on {host} in {preferred}-{PORT_RANGE[-1]}")
 
 
 def server_command(host: str, port: int) -> list[str]:
