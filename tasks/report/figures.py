@@ -39,8 +39,8 @@ from tasks.schema import (
 from tasks.storage.parquet import PART_FILE, partition_dir, source_bucket
 from tasks.storage.stores import DataDirLike, LocalDir, open_data_dir
 
-# The English gloss of a span: a column another change adds to `spans`. Shown when the
-# data has it (older partitions may not), named by tasks/schema.py once it lands there.
+# The English gloss of a span: shown when the data has it (a data folder written by a
+# newsflow without glosses has none until a --full-refresh run).
 GLOSS = C.gloss
 ENTITY_COLUMNS = (C.people, C.places, C.organizations, C.keywords)
 TOP_VALUES = 15  # people, places, organisations, keywords: the most named

@@ -222,7 +222,7 @@ def _untranslated(f: Figures, c: dict[str, bytes]) -> str:
         name = Markup(f"<code>{html.escape(top['source_file'])}</code>")
         rows.append([name, top["untranslated_chars"], top["spans"], top["langs"], top["n_bytes"], Markup(samples)])
     note = f"The first {SAMPLE_SPANS} spans of each file, with their pinyin" + (
-        " and English gloss." if f.has_gloss else "; the spans have no gloss column yet."
+        " and English gloss." if f.has_gloss else "; these spans have no gloss (a --full-refresh run adds it)."
     )
     headers = ["file", "untranslated chars", "spans", "languages", "bytes", "first spans"]
     return (
