@@ -25,6 +25,21 @@ VENV_BIN = Path(sys.executable).parent
 NEWSFLOW = str(VENV_BIN / "newsflow")
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "seeds"
+# The run's checkpoints (tasks/process/faults.py::fault_point) between taking the data folder's
+# lock and letting it go, in the order a run meets them; `locked`, `unlocking` and `lock-busy`
+# mark the lock itself.
+WORK_CHECKPOINTS = (
+    "read",
+    "decode",
+    "stage",
+    "stage-partition",
+    "parquet-written",
+    "commit",
+    "commit-record",
+    "apply-delete",
+    "apply",
+    "apply-cleanup",
+)
 
 
 def reference_seeds() -> list[Path]:

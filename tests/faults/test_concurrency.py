@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults.harness import (
+    WORK_CHECKPOINTS,
     child_env,
     copy_seeds,
     finish,
@@ -26,19 +27,7 @@ from tests.faults.harness import (
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
 # checkpoints that only happen while a run holds the lock
-INSIDE_LOCK = (
-    "locked",
-    "read",
-    "decode",
-    "stage",
-    "stage-partition",
-    "parquet-written",
-    "commit",
-    "commit-record",
-    "apply",
-    "apply-cleanup",
-    "unlocking",
-)
+INSIDE_LOCK = ("locked", *WORK_CHECKPOINTS, "unlocking")
 
 
 def _tree_state(data: Path) -> dict[str, int]:
