@@ -68,14 +68,15 @@ def overhead_parts(call_seconds: float, summary: dict, n_workers: int) -> dict[s
     }
 
 
-def _naive_row(nv: dict, n_bytes: int, n_files: int) -> dict:
+def _speed(measured: dict, n_bytes: int, n_files: int, *extras: str) -> dict:
+    """A measured system's row: seconds, MB/s, files/s, peak RSS, then the named extras."""
+    seconds = measured["seconds"]
     return {
-        "seconds": nv["seconds"],
-        "mb_per_s": n_bytes / MB / nv["seconds"],
-        "files_per_s": n_files / nv["seconds"],
-        "peak_rss_bytes": nv["peak_rss_bytes"],
-        "pairs_compared": nv.get("pairs_compared"),
-        "task_runs": nv.get("task_runs"),
+        "seconds": seconds,
+        "mb_per_s": n_bytes / MB / seconds,
+        "files_per_s": n_files / seconds,
+        "peak_rss_bytes": measured["peak_rss_bytes"],
+        **{key: measured.get(key) for key in extras},
     }
 
 
@@ -141,14 +142,8 @@ def bench_size(
     res["load_average_after_newsflow"] = os.getloadavg()
     plain = run_child("plain", seeds, work / "plain") if ab else None
     res["newsflow"] = {
-        "seconds": nf["seconds"],
+        **_speed(nf, n_bytes, n_files, "server_startup_seconds", "peak_rss_breakdown", "peak_pss_bytes"),
         "flow_wall_seconds": summary["wall_seconds"],
-        "server_startup_seconds": nf["server_startup_seconds"],
-        "mb_per_s": n_bytes / MB / nf["seconds"],
-        "files_per_s": n_files / nf["seconds"],
-        "peak_rss_bytes": nf["peak_rss_bytes"],
-        "peak_rss_breakdown": nf["peak_rss_breakdown"],
-        "peak_pss_bytes": nf["peak_pss_bytes"],
         "cpu_seconds": nf.get("cpu_seconds", {}),
         "step_seconds": steps,
         "global_steps_seconds": summary["global_steps_seconds"],
@@ -179,10 +174,11 @@ def bench_size(
         echo(f"[{res['size']}] naive baseline (task per file, langdetect per paragraph, O(n^2) dedup) ...")
         nv = run_child("naive", seeds, work / "naive")
         (work / "naive" / "measured.json").write_text(json.dumps(nv))
-        res["naive"] = _naive_row(nv, n_bytes, n_files)
+        res["naive"] = _speed(nv, n_bytes, n_files, "pairs_compared", "task_runs")
     elif baselines and (work / "naive" / "measured.json").exists():  # --no-naive: reuse the last measurement
+        cached = json.loads((work / "naive" / "measured.json").read_text())
         res["naive"] = {
-            **_naive_row(json.loads((work / "naive" / "measured.json").read_text()), n_bytes, n_files),
+            **_speed(cached, n_bytes, n_files, "pairs_compared", "task_runs"),
             "cached": True,
         }
     if baselines and datatrove:
@@ -193,12 +189,5 @@ def bench_size(
         else:
             echo(f"[{res['size']}] datatrove (read, fastText LID, MinHash dedup, Parquet) ...")
             dt = run_child("datatrove", seeds, work / "datatrove", python=python)
-            res["datatrove"] = {
-                "seconds": dt["seconds"],
-                "mb_per_s": n_bytes / MB / dt["seconds"],
-                "files_per_s": n_files / dt["seconds"],
-                "peak_rss_bytes": dt["peak_rss_bytes"],
-                "docs_kept": dt.get("docs_kept"),
-                "version": dt.get("version"),
-            }
+            res["datatrove"] = _speed(dt, n_bytes, n_files, "docs_kept", "version")
     return res
