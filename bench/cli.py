@@ -27,11 +27,37 @@ bench_app = typer.Typer(
 )
 
 
+def _sizes(param: typer.CallbackParam, text: str) -> str:
+    """Refuse a size that does not parse before any corpus is generated or run."""
+    from bench.corpus import parse_size
+    from flows.cli import refuse
+
+    for size in text.split(","):
+        try:
+            if size.strip():
+                parse_size(size)
+        except ValueError as exc:
+            raise refuse(f"{param.opts[0]} {exc}") from None
+    return text
+
+
+def _output_folder(out: Path) -> Path:
+    from flows.cli import refuse
+
+    if out.exists() and not out.is_dir():
+        raise refuse(f"--out {out} is a file; give a folder (it is created if missing)")
+    return out
+
+
 @bench_app.command()
 def generate(
-    size: str = typer.Option("10MB", "--size", help="Corpus size: 10MB, 100MB, 1GB (MB = 2**20 bytes)."),
+    size: str = typer.Option(
+        "10MB", "--size", callback=_sizes, help="Corpus size: 10MB, 100MB, 1GB (MB = 2**20 bytes)."
+    ),
     seed: int = typer.Option(1, "--seed", help="Random seed; the same seed gives the same bytes."),
-    out: Path = typer.Option(..., "--out", help="Output folder: pages under seeds/, ground truth under truth/."),
+    out: Path = typer.Option(
+        ..., "--out", callback=_output_folder, help="Output folder: pages under seeds/, ground truth under truth/."
+    ),
 ) -> None:
     """Write a seed-format corpus with known duplicate and untranslated-span rates, plus ground truth."""
     from bench.corpus import MB, CorpusParams, parse_size, write_corpus
@@ -48,7 +74,9 @@ def generate(
 
 @bench_app.command("run")
 def run_bench(
-    sizes: str = typer.Option("10MB,100MB", "--sizes", help="Comma-separated corpus sizes (MB = 2**20 bytes)."),
+    sizes: str = typer.Option(
+        "10MB,100MB", "--sizes", callback=_sizes, help="Comma-separated corpus sizes (MB = 2**20 bytes)."
+    ),
     corpus_root: Path = typer.Option(
         DEFAULT_ROOT, "--corpus-root", help="Cache of corpora and runs (git-ignored .bench/)."
     ),
@@ -119,12 +147,16 @@ def entities(
     eval_dir: Path | None = typer.Option(None, "--eval-dir", help="WMT23 evaluation data (default ../shared/eval)."),
 ) -> None:
     """Entity precision, recall and F1 per type and split (exact and lenient) on the labelled sample."""
-    from bench.entities import FLOOR, below_floor, evaluate, table
+    from bench.entities import FLOOR, ExtractorNotFound, below_floor, evaluate, table
+    from flows.cli import refuse
 
     if check and source:
         raise typer.BadParameter("the floor is on the whole holdout split: --check takes no --source")
     t = time.perf_counter()
-    rep = evaluate(extractor, eval_dir=eval_dir, source=source)
+    try:
+        rep = evaluate(extractor, eval_dir=eval_dir, source=source)
+    except ExtractorNotFound as exc:
+        raise refuse(str(exc)) from None
     if as_json:
         scores = {
             f"{s}/{ty}": {"gold": c.gold, "pred": c.pred, **c.scores()} for (s, ty), c in sorted(rep.counts.items())

@@ -93,14 +93,24 @@ def load_sample(path: Path = SAMPLE, eval_dir: Path | None = None) -> Sample:
     return Sample(rows, missing)
 
 
+class ExtractorNotFound(ValueError):
+    """The --extractor given cannot be imported."""
+
+
 def load_extractor(spec: str) -> Extractor:
     """ "module:function" (text -> {"people": [...], "places": [...], "organizations": [...]})
     or "module" with find_people / find_places / find_organizations."""
-    if ":" in spec:
-        module, fn = spec.split(":", 1)
-        return getattr(importlib.import_module(module), fn)
-    module = importlib.import_module(spec)
-    finders = {t: getattr(module, f"find_{t}") for t in TYPES}
+    module_name, _, function = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        if function:
+            return getattr(module, function)
+        finders = {t: getattr(module, f"find_{t}") for t in TYPES}
+    except (ImportError, AttributeError) as exc:
+        raise ExtractorNotFound(
+            f"--extractor {spec}: {exc}; give module:function, or a module with find_people, find_places and "
+            "find_organizations, importable from this folder or PYTHONPATH"
+        ) from exc
     return lambda text: {t: f(text) for t, f in finders.items()}
 
 

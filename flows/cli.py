@@ -50,7 +50,8 @@ def main(
     """Run `newsflow COMMAND --help` for a command's options."""
 
 
-def _refuse(message: str, code: int = 2) -> typer.Exit:
+def refuse(message: str, code: int = 2) -> typer.Exit:
+    """A refused argument: one line on stderr naming it and what to do, and the exit to raise."""
     typer.echo(f"newsflow: {message}", err=True)
     return typer.Exit(code)
 
@@ -83,7 +84,7 @@ def _check(seeds: Path, data: str, glob: str) -> None:
         check_seeds_dir(seeds)
         check_data_dir(data)
     except BadParameter as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
 
 
 @app.command()
@@ -108,7 +109,7 @@ def run(
     local server (started in the background on first use and kept up; see `newsflow server`)."""
     _check(seeds, data, glob)
     if runner not in ("local", "dask"):
-        raise _refuse(f"--runner {runner!r} is not one of: local, dask")
+        raise refuse(f"--runner {runner!r} is not one of: local, dask")
     server = _history_server()
     from prefect import tags
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
@@ -139,7 +140,7 @@ def run(
         code = getattr(outcome, "exit_code", 1)
         if not hasattr(outcome, "exit_code"):
             raise outcome if isinstance(outcome, BaseException) else RuntimeError(state.message)
-        raise _refuse(state.message or str(outcome), code)
+        raise refuse(state.message or str(outcome), code)
     typer.echo(render_text(outcome))
     where = (
         server.flow_run_url(outcome["run_id"])
@@ -165,7 +166,7 @@ def backfill(
     try:
         validate_glob(glob)
     except BadParameter as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
     from flows.server import trigger_backfill
 
     parameters = {"glob": glob, "full_refresh": full_refresh, "near_duplicate_threshold": threshold}
@@ -195,7 +196,7 @@ def serve(
     import os
 
     if not os.environ.get("PREFECT_API_URL"):
-        raise _refuse(
+        raise refuse(
             "newsflow serve needs a Prefect server: the embedded API cannot schedule runs. "
             "Start one with `make serve` (or `prefect server start`) and set PREFECT_API_URL."
         )
@@ -241,24 +242,24 @@ def report(
     try:
         check_data_dir(data)
     except BadParameter as exc:
-        raise _refuse(str(exc)) from None
+        raise refuse(str(exc)) from None
     if not is_uri(data) and not any((Path(data) / name).is_dir() for name in ("files", "articles")):
-        raise _refuse(f"data folder {data!r} holds no datasets yet: run `newsflow run --data {data}` first")
+        raise refuse(f"data folder {data!r} holds no datasets yet: run `newsflow run --data {data}` first")
     if out is not None and (not out.parent.is_dir() or out.is_dir()):
-        raise _refuse(f"--out {str(out)!r}: its folder does not exist or it is a folder")
+        raise refuse(f"--out {str(out)!r}: its folder does not exist or it is a folder")
     if serve and is_uri(data):
-        raise _refuse("--serve needs a local data folder; serve DATA/_reports with any web server instead")
+        raise refuse("--serve needs a local data folder; serve DATA/_reports with any web server instead")
     from flows.report import report_command, report_port, report_server
 
     try:
         report_command(data, out, runs, echo=typer.echo)
     except TimeoutError as exc:
-        raise _refuse(str(exc), 3) from None
+        raise refuse(str(exc), 3) from None
     if serve:
         try:
             server = report_server(data, port or report_port())
         except OSError as exc:
-            raise _refuse(f"cannot serve on port {port or report_port()}: {exc.strerror or exc}") from None
+            raise refuse(f"cannot serve on port {port or report_port()}: {exc.strerror or exc}") from None
         typer.echo(f"serving {data}/_reports on http://127.0.0.1:{server.server_address[1]}/latest.html (Ctrl-C stops)")
         try:
             server.serve_forever()
