@@ -35,6 +35,7 @@ from tasks.pipeline.batch import BatchResult, KnownFile
 from tasks.pipeline.planning import WorkPlan, check_seeds_dir, plan_work, relative_to_seeds, select_files, validate_glob
 from tasks.pipeline.run import finish_run, known_files, known_for
 from tasks.pipeline.summary import RunSummary, batch_timeline
+from tasks.report import history
 from tasks.schema import STATUS_PROCESSED, STATUS_QUARANTINED
 from tasks.storage.commit import discard_run, recover
 from tasks.storage.location import check_data_dir
@@ -200,8 +201,10 @@ def exclusive(data: DataDirLike, wait_seconds: float) -> Iterator[None]:
 
 
 def recover_storage(data: DataDirLike) -> list[str]:
-    """Finish a committed run or discard an interrupted one (tasks/storage/commit.py)."""
+    """Finish a committed run or discard an interrupted one (tasks/storage/commit.py), and
+    remove what a report write cut short left behind."""
     recovered = recover(data)
+    recovered += [f"removed temporary file {rel}" for rel in history.remove_abandoned_temp_files(data)]
     for line in recovered:
         get_run_logger().warning("storage recovery: %s", line)
     return recovered

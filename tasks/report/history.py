@@ -29,9 +29,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tasks.pipeline.summary import RunSummary
-from tasks.storage.stores import LocalDir, open_data_dir
+from tasks.storage.stores import REPORTS_DIR, LocalDir, open_data_dir
 
-REPORTS_DIR = "_reports"
 RUNS_DIR = f"{REPORTS_DIR}/runs"
 LATEST_PAGE = f"{REPORTS_DIR}/latest.html"
 # A page is ~0.5 MB: 100 of them are ~50 MB beside the datasets. A record is ~1 KB; 1,000 of
@@ -250,9 +249,9 @@ def writing(data_dir: Any, wait_seconds: float = WRITERS_WAIT_SECONDS) -> Iterat
 
 
 def remove_temp_files(data_dir: Any) -> list[str]:
-    """Temp files of report writes cut short by a crash (`.<name>.tmp`), removed before the
-    report writes again: `recover()` removes temp files only when it finds a run's staging
-    folder. Object stores have none (one upload per file)."""
+    """Temp files of report writes cut short by a crash (`.<name>.tmp`), removed by the next
+    report writer while it holds `writing()` (a run's `recover()` leaves `_reports/` alone).
+    Object stores have none (one upload per file)."""
     store = open_data_dir(data_dir)
     if not isinstance(store, LocalDir) or not (store.root / REPORTS_DIR).is_dir():
         return []
@@ -261,6 +260,19 @@ def remove_temp_files(data_dir: Any) -> list[str]:
         leftover.unlink(missing_ok=True)
         removed.append(leftover.relative_to(store.root).as_posix())
     return removed
+
+
+def remove_abandoned_temp_files(data_dir: Any) -> list[str]:
+    """For a run's recovery: the temp files of a report write cut short by a crash, unless a
+    report is writing right now (then they are its own, and the next writer removes any left)."""
+    store = open_data_dir(data_dir)
+    if not isinstance(store, LocalDir) or not (store.root / REPORTS_DIR).is_dir():
+        return []
+    try:
+        with writing(store, wait_seconds=0):
+            return remove_temp_files(store)
+    except TimeoutError:
+        return []
 
 
 def _names(data_dir: Any, rel: str) -> list[str]:

@@ -34,6 +34,10 @@ from tasks.storage.location import cache_dir, is_uri, uri_key
 
 STAGING_DIR = "_staging"
 SPILL_DIR = "batches"
+# The data-quality report's folder (tasks/report/history.py). Its writers hold their own lock,
+# not the data folder's, and remove their own temp files under it: a run's recovery leaves
+# this folder alone, or it could delete a report's temp file while that report is writing.
+REPORTS_DIR = "_reports"
 
 # Receives where to write: a local path (str) for LocalDir, an output stream for ArrowDir.
 Writer = Callable[[Any], None]
@@ -125,7 +129,10 @@ class LocalDir:
 
     def remove_temp_files(self) -> list[str]:
         done = []
+        reports = self.root / REPORTS_DIR
         for leftover in self.root.rglob(".*.tmp"):
+            if leftover.is_relative_to(reports):
+                continue
             leftover.unlink(missing_ok=True)
             done.append(leftover.relative_to(self.root).as_posix())
         return done
