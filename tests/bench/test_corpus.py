@@ -13,6 +13,7 @@ from bench.corpus import (
     TRADITIONAL,
     CorpusGenerator,
     CorpusParams,
+    extract_material,
     format_size,
     jaccard,
     load_material,
@@ -23,6 +24,7 @@ from bench.corpus import (
 from tasks.steps.langtag import find_untranslated_spans, tag_span_language
 from tasks.steps.minhash import shingles
 from tasks.steps.segment import segment_page
+from tests.paths import reference_seeds
 
 SIZE = 400 * 1024
 
@@ -53,7 +55,9 @@ def test_sizes() -> None:
 
 
 def test_material_comes_from_the_seeds() -> None:
+    """material.json is what extract_material makes of the five reference seeds."""
     m = load_material()
+    assert extract_material([page.read_text(encoding="utf-8") for page in reference_seeds()]) == m
     assert len(m.sentences) > 100 and len(m.titles) >= 5 and m.simplified
     assert all(s.isascii() or not any("\u4e00" <= c <= "\u9fff" for c in s) for s in m.sentences)
     assert any("陈吉宁" in s for s in m.simplified)  # seed 003's spans

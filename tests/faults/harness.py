@@ -20,11 +20,10 @@ import psutil
 import pyarrow.parquet as pq
 
 from tasks.schema import ALL_DATASETS, FILES, MINHASH_INDEX, C, DatasetSpec
+from tests.paths import reference_seeds
 
 VENV_BIN = Path(sys.executable).parent
 NEWSFLOW = str(VENV_BIN / "newsflow")
-REPO = Path(__file__).resolve().parents[2]
-SEEDS = REPO / "seeds"
 # The run's checkpoints (tasks/process/faults.py::fault_point) between taking the data folder's
 # lock and letting it go, in the order a run meets them; `locked`, `unlocking` and `lock-busy`
 # mark the lock itself.
@@ -40,13 +39,6 @@ WORK_CHECKPOINTS = (
     "apply",
     "apply-cleanup",
 )
-
-
-def reference_seeds() -> list[Path]:
-    """The five reference pages (only these: other tests may drop files into seeds/)."""
-    files = sorted(SEEDS.glob("[0-9][0-9][0-9]_*.txt"))
-    assert len(files) == 5, files
-    return files
 
 
 def copy_seeds(dest: Path) -> Path:

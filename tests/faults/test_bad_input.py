@@ -23,7 +23,6 @@ import pytest
 
 from tasks.schema import FILES, STATUS_PROCESSED, STATUS_QUARANTINED, C
 from tests.faults.harness import (
-    SEEDS,
     STATS,
     child_env,
     copy_seeds,
@@ -33,6 +32,7 @@ from tests.faults.harness import (
     start,
     wait_for_path,
 )
+from tests.paths import SEEDS
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(600)]
 
