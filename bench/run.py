@@ -44,7 +44,7 @@ def _critical_path(summary: dict, n_workers: int) -> float:
     """Seconds of step work on the critical path: batch steps run in n_workers processes at
     once (perfect packing assumed, so this is a lower bound), then the global steps, whose
     wall time is measured as a whole: dedup and write overlap
-    (flows/ingest.py::deduplicate_stage_and_commit)."""
+    (tasks/pipeline/run.py::deduplicate_stage_and_commit)."""
     steps = summary.get("step_seconds", {})
     batch = sum(steps.get(s, 0.0) for s in BATCH_STEPS)
     return batch / max(n_workers, 1) + summary["global_steps_seconds"]

@@ -143,9 +143,9 @@ def equal_groups(sizes: list[int], limit: int, cores: int = 1, at_least: int = 1
     big item is alone), at least `at_least` of them; more groups than cores come as a
     multiple of `cores` when the sizes allow (fewer run all at once anyway).
 
-    Equal groups, a multiple of the cores: the workers run out of work together. Batches
-    filled to the limit left the last one of a run running alone while the other cores
-    idled (100 MB on 2 cores: 13 batches, one core idle for the last 1.6 s of an 18 s phase)."""
+    Equal groups, a multiple of the cores: the workers run out of work together. Groups
+    filled to the limit leave the last one running alone while the other cores idle (100 MB
+    on 2 cores: 13 batches, one core idle for the last 1.6 s of an 18 s phase)."""
     cores = max(cores, 1)
     pieces = max(-(-sum(sizes) // max(limit, 1)), at_least)  # the fewest the limit allows
     # A group is within one item of its share, which can pass the limit: cut into more,
@@ -202,8 +202,7 @@ def plan_work(
 
     Locally the batches of every task share one process pool, so task runs can be few, and
     a small input makes one batch a core: batches are equal, so more would only add per-batch
-    cost (a batch's spill has a fixed part: at 10 MB, when a batch still spilled a file per
-    partition, ten 1 MB batches spent 4.2 s spilling).
+    cost (a batch's spill and its worker round trip have a fixed part).
     On a cluster (`distributed`) a task runs on one worker, its batches one after another:
     there tasks are balanced like batches, at least four a worker (workers differ in speed)."""
     cores = workers or os.cpu_count() or 1

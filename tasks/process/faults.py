@@ -13,15 +13,17 @@
 - `NEWSFLOW_CHECKPOINT_LOG=<path>`: append `<pid> <name>` for every checkpoint reached
   (one `O_APPEND` write per line, so several processes can share the log).
 
-Checkpoint names in use: `read:<source_file>` (per file: opened, not yet read; load.py),
-`decode` (per file; pipeline.py), `stage:<dataset>` (ingest.py), `stage-partition` (per
-staged partition file, on one of staging's writer threads: the n-th may be a different
-partition from run to run; write.py), `parquet-written` (temp file written, before its rename;
-storage.py; on an object store: before the upload), `commit` (ingest.py), `commit-record`
-(before COMMIT.json is renamed in, or uploaded; storage.py),
-`apply-delete`, `apply` (before each staged file is moved into place), `apply-cleanup`
-(before the staging folder is removed; all write.py), `lock-busy` (the lock is held by
-another run), `locked` (lock acquired), `unlocking` (about to release it; all lock.py).
+Checkpoint names in use: `read:<source_file>` (per file: opened, not yet read;
+steps/load.py), `decode` (per file; pipeline/batch.py), `stage:<dataset>` (pipeline/run.py),
+`stage-partition` (per staged partition file, on one of staging's writer threads: the n-th
+may be a different partition from run to run; storage/commit.py), `parquet-written` (temp
+file written, before its rename; storage/parquet.py; on an object store: before the upload),
+`commit` (pipeline/run.py), `commit-record` (before COMMIT.json is renamed in, or uploaded;
+storage/commit.py), `apply-delete`, `apply` (before each staged file is moved into place),
+`apply-cleanup` (before the staging folder is removed; all storage/commit.py), `lock-busy`
+(the lock is held by another run), `locked` (lock acquired), `unlocking` (about to release
+it; all storage/lock.py), `report-written` (before a report file is renamed in;
+report/history.py).
 
 Costs one string test when nothing is set.
 """

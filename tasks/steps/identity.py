@@ -34,7 +34,7 @@ def normalize_text(text: str) -> str:
     # _INLINE_WS never matches "\n", so a pass per line == one pass over the whole text. It
     # can only match where there is a double space or a blank other than " " (\t, NBSP...),
     # and every such blank is unprintable: str.isprintable (C speed) clears most lines
-    # without a regex scan (measured on 13 MB of titles and bodies: 0.25 -> 0.16 s).
+    # without a regex scan (13 MB of titles and bodies: 0.16 s, against 0.25 s scanning all).
     text = "\n".join(
         (_INLINE_WS.sub(" ", line) if "  " in line or not line.isprintable() else line).strip()
         for line in text.split("\n")

@@ -138,8 +138,8 @@ class _Lines:
     """A page's lines as parallel lists (no object per line). `stripped[i]` is the line
     without surrounding whitespace ('' when blank); its normalised key is computed only
     where one is compared (title pairs, the recurring title): most lines are long body
-    paragraphs that are never compared, and building every line's key (split + join) plus a
-    frozen dataclass per line was most of the ~0.27 s the old _lines took on 10 MB."""
+    paragraphs that are never compared, and a key (split + join) and an object for every line
+    would be most of the cost of reading a page's lines."""
 
     __slots__ = ("end", "pair", "start", "stripped")
 

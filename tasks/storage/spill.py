@@ -42,8 +42,8 @@ def spill_frame(root: Path, spec: DatasetSpec, frame: pl.DataFrame, batch_no: in
     (`<dataset>/b<n>.arrow`), rows sorted by final partition, each partition in record
     batches of its own; the file's schema metadata lists them (with their bytes), so that
     staging a partition later reads only its record batches. Extra columns (C.batch,
-    C.row) are kept. One file per batch and dataset, not per partition: the ~120 small
-    files an 8 MB batch wrote took 0.55 s of its ~3 s, one file 0.2 s."""
+    C.row) are kept. One file per batch and dataset, not per partition: an 8 MB batch has
+    ~120 partitions, and a file each takes 0.55 s of its ~3 s against 0.2 s for one file."""
     if not frame.height:
         return
     frame = with_partition_columns(spec, frame)
