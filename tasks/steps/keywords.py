@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import itertools
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from tasks.schema import C
-
-LEXICONS = Path(__file__).parent / "lexicons"
+from tasks.steps.lexicons import word_list
 
 _CJK = r"\p{Han}\p{Hiragana}\p{Katakana}"
 _WORD = rf"[{_CJK}]|[[\p{{L}}\p{{N}}]--[{_CJK}]]+(?:['’-][[\p{{L}}\p{{N}}]--[{_CJK}]]+)*"
@@ -48,22 +46,17 @@ def count_words(text: str) -> int:
         return 0
 
 
-def _lines(name: str) -> list[str]:
-    text = (LEXICONS / name).read_text(encoding="utf-8")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
-
-
 @cache
 def _word_lists() -> tuple[list[str], list[str], list[str], list[str]]:
     """(stop words, number words, modifiers, -ly words that are not adverbs)."""
-    stop, ly = [*_lines("stopwords.txt")], []
+    stop, ly = [*word_list("stopwords.txt")], []
     section = stop
-    for ln in _lines("kw_stop.txt"):
+    for ln in word_list("kw_stop.txt"):
         if ln == "[ly-words]":
             section = ly
             continue
         section.append(ln)
-    numbers, modifiers = _lines("kw_numbers.txt"), _lines("kw_modifiers.txt")
+    numbers, modifiers = word_list("kw_numbers.txt"), word_list("kw_modifiers.txt")
     return sorted(set(stop) - set(numbers) - set(modifiers)), numbers, modifiers, ly
 
 

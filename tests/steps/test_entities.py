@@ -7,7 +7,8 @@ import unicodedata
 import polars as pl
 import pytest
 
-from tasks.steps.entities import _lines, entities_frame, find_entities, find_organizations, find_people, find_places
+from tasks.steps.entities import entities_frame, find_entities, find_organizations, find_people, find_places
+from tasks.steps.lexicons import word_list
 from tests.paths import SEEDS
 
 SEED_FILES = sorted(SEEDS.glob("*.txt"))
@@ -218,13 +219,13 @@ def test_pinyin_syllable_file_matches_pypinyin() -> None:
             base = "".join(ch for ch in unicodedata.normalize("NFKD", p) if not unicodedata.combining(ch)).lower()
             if any(v in base for v in "aeiou"):
                 derived.add(base)
-    assert set(_lines("pinyin_syllables.txt")) == derived
+    assert set(word_list("pinyin_syllables.txt")) == derived
 
 
 def test_surname_file_agrees_with_pypinyin() -> None:
     from pypinyin import Style, lazy_pinyin
 
-    rows = [r.split("\t") for r in _lines("surnames.tsv")[1:]]
+    rows = [r.split("\t") for r in word_list("surnames.tsv")[1:]]
     assert len(rows) >= 150
     for han, py, *corrected in rows:
         if not (corrected and corrected[0] == "*"):

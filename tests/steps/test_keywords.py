@@ -11,7 +11,8 @@ from polars.testing import assert_frame_equal
 from bench.entities import SAMPLE
 from tasks.steps import keywords
 from tasks.steps.entities import find_people
-from tasks.steps.keywords import _lines, count_words, extract_keywords
+from tasks.steps.keywords import count_words, extract_keywords
+from tasks.steps.lexicons import word_list
 from tests.paths import SEEDS
 
 
@@ -125,8 +126,8 @@ def _sample_articles() -> list[tuple[str, str]]:
 
 
 def test_no_number_words_stop_words_or_name_syllables_on_the_seed_articles() -> None:
-    numbers, modifiers = set(_lines("kw_numbers.txt")), set(_lines("kw_modifiers.txt"))
-    stop = set(_lines("stopwords.txt")) | {w for w in _lines("kw_stop.txt") if not w.startswith("[")}
+    numbers, modifiers = set(word_list("kw_numbers.txt")), set(word_list("kw_modifiers.txt"))
+    stop = set(word_list("stopwords.txt")) | {w for w in word_list("kw_stop.txt") if not w.startswith("[")}
     articles = _sample_articles()
     assert len(articles) == 20
     for title, body in articles:
