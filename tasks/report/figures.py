@@ -46,7 +46,6 @@ ENTITY_COLUMNS = (C.people, C.places, C.organizations, C.keywords)
 TOP_VALUES = 15  # people, places, organisations, keywords: the most named
 TOP_FILES = 10  # files with the most untranslated text
 SAMPLE_SPANS = 3  # spans shown for each of them
-HISTORY_RUNS = 30  # runs in the "last runs" charts
 
 # Bins. A value x of a fixed histogram (lo, hi, n) falls in bin floor((x - lo) / width),
 # clamped to [0, n - 1]. Edge histograms: bin i holds edges[i] <= x < edges[i + 1] (values
@@ -187,11 +186,13 @@ def compute(
     data_dir: DataDirLike,
     run: RunRecord | None = None,
     records: list[RunRecord] | None = None,
-    history_runs: int = HISTORY_RUNS,
+    *,
+    history_runs: int,
     now: datetime | None = None,
 ) -> Figures:
     """Every figure of the report. `run`: this run's record (default: the last of `records`,
-    the runs recorded so far, oldest first)."""
+    the runs recorded so far, oldest first); `history_runs`: how many runs the "last runs"
+    charts show (flows/defaults.py::REPORT_RUNS)."""
     started = time.perf_counter()
     store = open_data_dir(data_dir)
     fig = Figures(

@@ -182,7 +182,7 @@ def _candidate_shingle_sets(
 def find_near_duplicates(
     index: pl.DataFrame,
     texts: Mapping[str, str] | Callable[[list[str]], Mapping[str, str]],
-    threshold: float = 0.8,
+    threshold: float,
     num_perm: int = SIGNATURE_LENGTH,
 ) -> pl.DataFrame:
     """Near-duplicate links over the whole index (DUPLICATES schema, sorted).

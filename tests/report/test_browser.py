@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from flows.defaults import REPORT_RUNS as RUNS
 from tasks.report import charts, history
 from tasks.report.figures import Figures, compute
 from tasks.report.page import KEY_CHARTS, TITLES, render_card, render_html, render_markdown
@@ -46,7 +47,9 @@ def browser() -> Iterator[Chromium]:
 
 @pytest.fixture(scope="module")
 def page_file(case: DataCase, tmp_path_factory: pytest.TempPathFactory) -> tuple[Figures, dict[str, bytes], Path]:
-    fig = compute(case.data, None, history.read_records(case.data), now=datetime(2026, 1, 2, tzinfo=UTC))
+    fig = compute(
+        case.data, None, history.read_records(case.data), now=datetime(2026, 1, 2, tzinfo=UTC), history_runs=RUNS
+    )
     fig.data_dir = "data"  # the page as a clone's `data/` shows it (the screenshot does not name a temp folder)
     svgs = charts.render(fig)
     out = tmp_path_factory.mktemp(f"page-{case.name}") / "report.html"

@@ -11,6 +11,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from flows.defaults import REPORT_RUNS as RUNS
 from tasks.report import charts, history
 from tasks.report.figures import Figures, compute
 from tasks.report.page import KEY_CHARTS, TITLES
@@ -19,7 +20,7 @@ from tests.report.conftest import DataCase
 
 @pytest.fixture(scope="module")
 def drawn(case: DataCase) -> tuple[Figures, dict[str, bytes]]:
-    fig = compute(case.data, None, history.read_records(case.data))
+    fig = compute(case.data, None, history.read_records(case.data), history_runs=RUNS)
     return fig, charts.render(fig)
 
 
@@ -44,10 +45,10 @@ def test_the_same_figures_give_the_same_bytes(drawn: tuple[Figures, dict[str, by
 @pytest.mark.slow
 def test_another_process_draws_the_same_bytes(seeds_case: DataCase) -> None:
     """Ids come from svg.hashsalt, not from the process; no date, no version."""
-    fig = compute(seeds_case.data, None, history.read_records(seeds_case.data))
+    fig = compute(seeds_case.data, None, history.read_records(seeds_case.data), history_runs=RUNS)
     code = (
         "import sys, hashlib; from tasks.report import charts, history; from tasks.report.figures import compute; "
-        "f = compute(sys.argv[1], None, history.read_records(sys.argv[1])); "
+        f"f = compute(sys.argv[1], None, history.read_records(sys.argv[1]), history_runs={RUNS}); "
         "print(hashlib.sha256(b''.join(charts.render(f).values())).hexdigest())"
     )
     out = subprocess.run([sys.executable, "-c", code, str(seeds_case.data)], capture_output=True, text=True, check=True)

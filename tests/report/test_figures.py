@@ -11,6 +11,7 @@ import duckdb
 import fsspec
 import pytest
 
+from flows.defaults import REPORT_RUNS as RUNS
 from tasks.report import figures as F
 from tasks.report import history
 from tests.report.conftest import DataCase
@@ -18,7 +19,7 @@ from tests.report.conftest import DataCase
 
 @pytest.fixture(scope="module")
 def fig(case: DataCase) -> F.Figures:
-    return F.compute(case.data, None, history.read_records(case.data))
+    return F.compute(case.data, None, history.read_records(case.data), history_runs=RUNS)
 
 
 def source(case: DataCase, dataset: str) -> str:
@@ -209,7 +210,7 @@ def test_an_object_store_data_folder_gives_the_same_figures(case: DataCase, fig:
     for path in sorted(Path(case.data).rglob("*")):
         if path.is_file():
             memory.pipe(f"/{target}/{path.relative_to(case.data).as_posix()}", path.read_bytes())
-    remote = F.compute(memory_uri, None, history.read_records(memory_uri))
+    remote = F.compute(memory_uri, None, history.read_records(memory_uri), history_runs=RUNS)
     assert {**remote.__dict__, "data_dir": "", "generated_at": "", "seconds": 0} == {
         **fig.__dict__,
         "data_dir": "",
@@ -219,6 +220,6 @@ def test_an_object_store_data_folder_gives_the_same_figures(case: DataCase, fig:
 
 
 def test_a_data_folder_without_datasets_gives_zeros(tmp_path: Path) -> None:
-    empty = F.compute(tmp_path, None, [])
+    empty = F.compute(tmp_path, None, [], history_runs=RUNS)
     assert empty.totals["files"] == empty.totals["articles"] == empty.totals["spans"] == 0
     assert empty.run is None and empty.history == [] and empty.per_month == [] and empty.top_files == []

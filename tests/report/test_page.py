@@ -14,6 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from flows.defaults import REPORT_RUNS as RUNS
 from tasks.report import charts, history
 from tasks.report.figures import GLOSS, Figures, compute
 from tasks.report.page import (
@@ -32,7 +33,7 @@ from tests.report.conftest import DataCase
 
 @pytest.fixture(scope="module")
 def built(case: DataCase) -> tuple[Figures, dict[str, bytes], str]:
-    fig = compute(case.data, None, history.read_records(case.data))
+    fig = compute(case.data, None, history.read_records(case.data), history_runs=RUNS)
     svgs = charts.render(fig)
     return fig, svgs, render_html(fig, svgs)
 
@@ -133,7 +134,7 @@ def test_spans_glosses_show_on_the_page_and_older_data_without_them_is_said(
 ) -> None:
     """Spans with their English gloss; a data folder written before the gloss columns (a
     partition without them, as after an upgrade) reads, and the page says so."""
-    fig = compute(seeds_case.data, None, history.read_records(seeds_case.data))
+    fig = compute(seeds_case.data, None, history.read_records(seeds_case.data), history_runs=RUNS)
     assert fig.has_gloss and fig.totals["spans"] == 9
     samples = fig.top_files[0]["samples"]
     assert all(s[GLOSS] for s in samples)
@@ -147,6 +148,6 @@ def test_spans_glosses_show_on_the_page_and_older_data_without_them_is_said(
     for partition in (data / "spans").rglob("*.parquet"):
         table = pq.read_table(partition)
         pq.write_table(table.drop_columns([c for c in table.column_names if c.startswith("gloss")]), partition)
-    without = compute(data, None, [])
+    without = compute(data, None, [], history_runs=RUNS)
     page = render_html(without, {c: b"<svg/>" for c in TITLES})
     assert not without.has_gloss and "these spans have no gloss (a --full-refresh run adds it)" in page

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
+from flows.defaults import NEAR_DUPLICATE_THRESHOLD as THRESHOLD
 from tasks.schema import DUPLICATES, METHOD_MINHASH, TIMEZONE, C
 from tasks.steps.dedupe import OTHER_ID, find_near_duplicates, lsh_candidate_pairs, lsh_params
 from tasks.steps.minhash import jaccard, jaccard_hashed, shingle_sets, shingles
@@ -57,7 +58,7 @@ def test_near_duplicate_linked_to_earlier_one() -> None:
     old, texts = index_of([("ff00", T0, a), ("0003", T0, main_text(3))])
     new, new_texts = index_of([("0001", T0 + timedelta(days=30), change_words(a, [10, 100, 200]))])
     # next month's file is deduplicated against the persisted index
-    out = find_near_duplicates(pl.concat([old, new]), {**texts, **new_texts})
+    out = find_near_duplicates(pl.concat([old, new]), {**texts, **new_texts}, THRESHOLD)
     assert out.rows() == [("0001", "ff00", METHOD_MINHASH, pytest.approx(j))]
     assert out.schema == pl_schema(DUPLICATES.schema)
     out.to_arrow().cast(DUPLICATES.schema)
@@ -66,7 +67,7 @@ def test_near_duplicate_linked_to_earlier_one() -> None:
     both, all_texts = pl.concat([old, new]), {**texts, **new_texts}
     assert find_near_duplicates(both, all_texts, threshold=j + 1e-9).is_empty()
     assert find_near_duplicates(both, all_texts, threshold=j).height == 1
-    assert find_near_duplicates(old, texts).schema == pl_schema(DUPLICATES.schema)
+    assert find_near_duplicates(old, texts, THRESHOLD).schema == pl_schema(DUPLICATES.schema)
 
 
 def test_canonical_rule() -> None:
@@ -78,16 +79,16 @@ def test_canonical_rule() -> None:
         ("dddd", T0 + timedelta(hours=2), change_words(a, [90])),
     ]
     idx, texts = index_of(rows)
-    out = find_near_duplicates(idx, texts)
+    out = find_near_duplicates(idx, texts, THRESHOLD)
     # earliest published_at wins, ties -> smallest id; nulls are last
     assert out[C.article_id].to_list() == ["bbbb", "cccc", "dddd"]
     assert set(out[C.duplicate_of]) == {"aaaa"}
     # all dates null: smallest id
     idx_null, _ = index_of([(i, None, t) for i, _, t in rows])
-    assert set(find_near_duplicates(idx_null, texts)[C.duplicate_of]) == {"aaaa"}
+    assert set(find_near_duplicates(idx_null, texts, THRESHOLD)[C.duplicate_of]) == {"aaaa"}
     # a null date never beats a real one
     idx2, texts2 = index_of([("0000", None, a), ("ffff", T0, change_words(a, [5]))])
-    assert find_near_duplicates(idx2, texts2).rows()[0][:2] == ("0000", "ffff")
+    assert find_near_duplicates(idx2, texts2, THRESHOLD).rows()[0][:2] == ("0000", "ffff")
 
 
 def test_no_link_through_a_third_article() -> None:
@@ -119,11 +120,11 @@ def test_texts_loader_receives_only_candidates() -> None:
         asked.append(ids)
         return {i: texts[i] for i in ids}
 
-    out = find_near_duplicates(idx, load)
+    out = find_near_duplicates(idx, load, THRESHOLD)
     assert asked == [["x1", "x2"]]
     assert out.select(C.article_id, C.duplicate_of).rows() == [("x2", "x1")]
     with pytest.raises(KeyError):
-        find_near_duplicates(idx, {"x1": a})
+        find_near_duplicates(idx, {"x1": a}, THRESHOLD)
 
 
 def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,7 +135,7 @@ def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyP
         a = main_text(fam)
         rows += [(f"{fam}a", T0, a), (f"{fam}b", T0 + timedelta(fam + 1), change_words(a, [7]))]
     idx, texts = index_of(rows)
-    whole = find_near_duplicates(idx, texts)
+    whole = find_near_duplicates(idx, texts, THRESHOLD)
     asked: list[list[str]] = []
 
     def load(ids: list[str]) -> dict[str, str]:
@@ -142,7 +143,7 @@ def test_candidate_texts_are_loaded_in_sorted_chunks(monkeypatch: pytest.MonkeyP
         return {i: texts[i] for i in ids}
 
     monkeypatch.setattr("tasks.steps.dedupe.VERIFY_CHUNK", 4)
-    assert find_near_duplicates(idx, load).equals(whole) and whole.height == 3
+    assert find_near_duplicates(idx, load, THRESHOLD).equals(whole) and whole.height == 3
     assert [len(c) for c in asked] == [4, 2]
     assert sum(asked, []) == sorted(texts)
 
