@@ -20,13 +20,12 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from flows import defaults as d
 from flows.summary import ARTIFACT_FILE_ROWS, render_markdown
 from tasks.pipeline.batch import FileOutcome
 from tasks.pipeline.planning import WorkPlan
 from tasks.pipeline.summary import RunSummary
 from tasks.schema import STATUS_QUARANTINED
-
-MB = 1 << 20
 
 
 class RunProgress:
@@ -68,8 +67,8 @@ class RunProgress:
         rate = self.done_bytes / seconds
         eta = (self.total - self.done_bytes) / rate if rate else 0.0
         return (
-            f"{self.done_files}/{self.n_files} files, {self.done_bytes / MB:.1f}/{self.total / MB:.1f} MB, "
-            f"{self.done_batches}/{len(self.plan.batches)} batches, {rate / MB:.1f} MB/s, ETA {eta:.0f} s"
+            f"{self.done_files}/{self.n_files} files, {self.done_bytes / d.MB:.1f}/{self.total / d.MB:.1f} MB, "
+            f"{self.done_batches}/{len(self.plan.batches)} batches, {rate / d.MB:.1f} MB/s, ETA {eta:.0f} s"
         )
 
     def finish(self) -> None:

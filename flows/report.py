@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flows import defaults as d
+from flows.settings import report_port
 from tasks.pipeline.summary import RunSummary
 from tasks.report import history
 from tasks.report.figures import Figures, compute
@@ -45,7 +46,6 @@ TABLE_KEY, MARKDOWN_KEY, LINK_KEY = "report-headline", "report-summary", "report
 # Prefect; the report is neither).
 SWITCH_ENV = "NEWSFLOW_REPORT"
 URL_ENV = "NEWSFLOW_REPORT_URL"
-PORT_ENV = "NEWSFLOW_REPORT_PORT"
 
 
 @dataclass
@@ -199,10 +199,6 @@ def _one_line(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------- where the page is
-
-
-def report_port() -> int:
-    return int(os.environ.get(PORT_ENV) or d.REPORT_PORT)
 
 
 def report_url(data: DataDirLike, rel: str) -> str | None:

@@ -38,14 +38,12 @@ from pathlib import Path
 
 import typer
 
-from flows import defaults as d
-from flows.settings import configure_prefect_environment, project_home
+from flows.settings import configure_prefect_environment, project_home, report_port
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("NEWSFLOW_SERVER_PORT", "4200"))  # make serve's PORT
 # where to look when DEFAULT_PORT is taken: never the report pages' port (`newsflow serve`)
-REPORT_PORT = int(os.environ.get("NEWSFLOW_REPORT_PORT") or d.REPORT_PORT)
-PORT_RANGE = [p for p in range(DEFAULT_PORT + 1, DEFAULT_PORT + 100) if p != REPORT_PORT]
+PORT_RANGE = [p for p in range(DEFAULT_PORT + 1, DEFAULT_PORT + 100) if p != report_port()]
 STARTUP_TIMEOUT_S = 180.0  # a first start on a fresh DB runs all migrations: 11-17 s here, more under load
 POLL_S = 0.1
 
@@ -179,11 +177,8 @@ def _same_home(a: str | None, b: Path) -> bool:
 def find_server(home: Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> ServerInfo | None:
     """A healthy server whose PREFECT_HOME is `home`: the recorded one, else host:port."""
     rd = run_dir(home)
-    candidates: list[str] = []
-    with contextlib.suppress(OSError, ValueError):
-        candidates.append(json.loads((rd / "server.json").read_text())["api_url"])
-    candidates.append(f"http://{host}:{port}/api")
-    for api_url in dict.fromkeys(candidates):
+    candidates = [_recorded_url(rd), f"http://{host}:{port}/api"]
+    for api_url in dict.fromkeys(c for c in candidates if c):
         if healthy(api_url) and _same_home(server_home(api_url), home):
             pid = _read_pid(rd / "server.pid")
             return ServerInfo(

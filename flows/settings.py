@@ -5,6 +5,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from flows import defaults as d
+
+REPORT_PORT_ENV = "NEWSFLOW_REPORT_PORT"
+
+
+def report_port() -> int:
+    """Where the report pages are served: NEWSFLOW_REPORT_PORT, else flows/defaults.py's."""
+    return int(os.environ.get(REPORT_PORT_ENV) or d.REPORT_PORT)
+
 
 def project_root() -> Path:
     """The checkout newsflow runs from (where pyproject.toml is), else the current folder."""

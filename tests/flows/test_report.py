@@ -20,6 +20,7 @@ from prefect.client.orchestration import get_client
 
 from flows import report as flow_report
 from flows.ingest import ingest
+from flows.settings import REPORT_PORT_ENV, report_port
 from tasks.report import history
 from tasks.storage.lock import data_dir_lock
 from tasks.storage.stores import open_data_dir
@@ -98,7 +99,7 @@ def test_a_run_publishes_the_headline_the_key_charts_and_the_link(reported) -> N
     assert len(rows) == 10 and rows["unique articles"]["in total"] == 20 and rows["files seen"]["this run"] == 5
     assert markdown.data.count("](data:image/svg+xml;base64,") == 2
     assert markdown.description.count("](data:image/svg+xml;base64,") == 2  # on the card in the Artifacts tab
-    assert f"http://127.0.0.1:{flow_report.report_port()}/runs/{run_id}.html" in link.data
+    assert f"http://127.0.0.1:{report_port()}/runs/{run_id}.html" in link.data
     assert str((data / "_reports" / "runs" / f"{run_id}.html").absolute()) in markdown.data
 
 
@@ -113,7 +114,7 @@ def test_a_run_that_changes_nothing_writes_nothing_but_still_shows_its_numbers(r
     (table,) = found[flow_report.TABLE_KEY]
     assert {r["measure"]: r["this run"] for r in json.loads(table.data)}["unchanged (skipped)"] == 5
     (link,) = found[flow_report.LINK_KEY]
-    assert f"http://127.0.0.1:{flow_report.report_port()}/latest.html)" in link.data
+    assert f"http://127.0.0.1:{report_port()}/latest.html)" in link.data
 
 
 def test_a_failing_report_is_one_warning_and_the_run_and_its_datasets_are_untouched(
@@ -183,11 +184,11 @@ def test_the_report_server_serves_the_pages_and_says_when_it_cannot(reported) ->
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/latest.html", timeout=5) as r:
             assert r.status == 200 and r.read() == (data / "_reports" / "latest.html").read_bytes()
         said: list[str] = []
-        os.environ[flow_report.PORT_ENV] = str(port)
+        os.environ[REPORT_PORT_ENV] = str(port)
         try:
             flow_report.serve_in_background(data, echo=said.append)  # the port is taken
         finally:
-            del os.environ[flow_report.PORT_ENV]
+            del os.environ[REPORT_PORT_ENV]
         assert said and said[0].startswith("data-quality report pages not served: OSError")
     finally:
         server.shutdown()
