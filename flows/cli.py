@@ -6,6 +6,8 @@ Arguments are checked before anything heavy is imported or any server starts: `-
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -23,7 +25,6 @@ app = typer.Typer(
     help="newsflow: seeds folder -> clean Parquet datasets, orchestrated by Prefect.",
 )
 
-MB = 1 << 20
 
 # Options `run` and `backfill` share, in the words of the flow's parameters.
 GLOB_OPTION = typer.Option(d.GLOB, "--glob", help=d.HELP["glob"])
@@ -48,6 +49,17 @@ def main(
     ),
 ) -> None:
     """Run `newsflow COMMAND --help` for a command's options."""
+
+
+@contextlib.contextmanager
+def _refused_in_one_line() -> Iterator[None]:
+    """A bad argument found inside (tasks/errors.py::BadParameter) is refused in one line."""
+    from tasks.errors import BadParameter
+
+    try:
+        yield
+    except BadParameter as exc:
+        raise refuse(str(exc)) from None
 
 
 def refuse(message: str, code: int = 2) -> typer.Exit:
@@ -75,16 +87,13 @@ def _history_server():
 
 def _check(seeds: Path, data: str, glob: str) -> None:
     """The arguments every run needs, checked with light imports only."""
-    from tasks.errors import BadParameter
     from tasks.pipeline.planning import check_seeds_dir, validate_glob
     from tasks.storage.location import check_data_dir
 
-    try:
+    with _refused_in_one_line():
         validate_glob(glob)
         check_seeds_dir(seeds)
         check_data_dir(data)
-    except BadParameter as exc:
-        raise refuse(str(exc)) from None
 
 
 @app.command()
@@ -98,8 +107,10 @@ def run(
         d.LOCK_WAIT_SECONDS, "--lock-wait", min=0.0, help=d.HELP["lock_wait_seconds"] + " In seconds."
     ),
     workers: int = typer.Option(d.WORKERS, "--workers", min=0, help=d.HELP["workers"]),
-    batch_mb: float = typer.Option(d.BATCH_BYTES / MB, "--batch-mb", min=0.001, help=d.HELP["batch_bytes"] + " In MB."),
-    task_mb: float = typer.Option(d.TASK_BYTES / MB, "--task-mb", min=0.001, help=d.HELP["task_bytes"] + " In MB."),
+    batch_mb: float = typer.Option(
+        d.BATCH_BYTES / d.MB, "--batch-mb", min=0.001, help=d.HELP["batch_bytes"] + " In MB."
+    ),
+    task_mb: float = typer.Option(d.TASK_BYTES / d.MB, "--task-mb", min=0.001, help=d.HELP["task_bytes"] + " In MB."),
     runner: str = typer.Option("local", "--runner", help=d.HELP["runner"]),
     dask_address: str = typer.Option("", "--dask-address", help=d.HELP["dask_address"]),
 ) -> None:
@@ -129,8 +140,8 @@ def run(
             near_duplicate_threshold=threshold,
             lock_wait_seconds=lock_wait,
             workers=workers,
-            batch_bytes=max(1, int(batch_mb * MB)),
-            task_bytes=max(1, int(task_mb * MB)),
+            batch_bytes=max(1, int(batch_mb * d.MB)),
+            task_bytes=max(1, int(task_mb * d.MB)),
             runner=runner,  # type: ignore[arg-type]
             dask_address=dask_address or None,
             return_state=True,
@@ -160,13 +171,10 @@ def backfill(
 ) -> None:
     """Start a run of the served ingest/backfill deployment (`make serve` or `newsflow
     serve`) and print its address in the UI; with --wait, its final state."""
-    from tasks.errors import BadParameter
     from tasks.pipeline.planning import validate_glob
 
-    try:
+    with _refused_in_one_line():
         validate_glob(glob)
-    except BadParameter as exc:
-        raise refuse(str(exc)) from None
     from flows.server import trigger_backfill
 
     parameters = {"glob": glob, "full_refresh": full_refresh, "near_duplicate_threshold": threshold}
@@ -236,20 +244,18 @@ def report(
 ) -> None:
     """Build the data-quality report of DATA as it stands (and its last recorded run): one
     self-contained HTML page. Needs no Prefect server."""
-    from tasks.errors import BadParameter
     from tasks.storage.location import check_data_dir, is_uri
 
-    try:
+    with _refused_in_one_line():
         check_data_dir(data)
-    except BadParameter as exc:
-        raise refuse(str(exc)) from None
     if not is_uri(data) and not any((Path(data) / name).is_dir() for name in ("files", "articles")):
         raise refuse(f"data folder {data!r} holds no datasets yet: run `newsflow run --data {data}` first")
     if out is not None and (not out.parent.is_dir() or out.is_dir()):
         raise refuse(f"--out {str(out)!r}: its folder does not exist or it is a folder")
     if serve and is_uri(data):
         raise refuse("--serve needs a local data folder; serve DATA/_reports with any web server instead")
-    from flows.report import report_command, report_port, report_server
+    from flows.report import report_command, report_server
+    from flows.settings import report_port
 
     try:
         report_command(data, out, runs, echo=typer.echo)
