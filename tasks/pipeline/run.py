@@ -22,6 +22,7 @@ from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from tasks.pipeline.batch import BatchResult, FileOutcome, KnownFile
 from tasks.pipeline.summary import RunSummary
@@ -43,7 +44,7 @@ from tasks.schema import (
 )
 from tasks.steps.dedupe import find_near_duplicates, one_per_article
 from tasks.steps.identity import normalize_text
-from tasks.steps.minhash import signature_text_expr, signature_texts, signatures_frame
+from tasks.steps.minhash import sign_articles, signature_text_expr, signature_texts
 from tasks.storage.commit import CommitPlan, commit, stage_update
 from tasks.storage.parquet import PART_FILE, read_dataset
 from tasks.storage.spill import SpilledRows, spill_files_by_batch, spill_root
@@ -146,6 +147,10 @@ class RunRows:
         return set(self.winners.get_column(C.article_id).to_list())
 
 
+def _among(article_ids: list[str]) -> ds.Expression:
+    return ds.field(C.article_id).isin(article_ids)
+
+
 def texts_loader(data_dir: DataDirLike, rows: RunRows) -> Callable[[list[str]], dict[str, str]]:
     """Near-dup verification needs the text of candidate articles only: from this run's
     spilled rows when new, otherwise from the articles dataset."""
@@ -156,9 +161,7 @@ def texts_loader(data_dir: DataDirLike, rows: RunRows) -> Callable[[list[str]], 
         found = dict(zip(fresh.get_column(C.article_id).to_list(), texts, strict=True))
         missing = [i for i in ids if i not in found]
         if missing:
-            old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body]).filter(
-                pl.col(C.article_id).is_in(missing)
-            )
+            old = read_dataset(data_dir, ARTICLES, [C.article_id, C.title, C.body], where=_among(missing))
             found.update(zip(old.get_column(C.article_id).to_list(), signature_texts(old), strict=True))
         return found
 
@@ -185,10 +188,9 @@ def resign_missing(data: DataDirLike, index: pl.DataFrame, article_ids: set[str]
     missing = article_ids - set(index.get_column(C.article_id).to_list())
     if not missing:
         return pl.from_arrow(MINHASH_INDEX.schema.empty_table())  # type: ignore[return-value]
-    stored = read_dataset(data, ARTICLES, [C.article_id, C.published_at, C.title, C.body])
-    stored = stored.filter(pl.col(C.article_id).is_in(list(missing))).sort(C.article_id)
-    signed = signatures_frame(stored[C.article_id].to_list(), stored[C.published_at], signature_texts(stored))
-    return pl.from_arrow(signed.to_arrow().cast(MINHASH_INDEX.schema))  # type: ignore[return-value]
+    columns = [C.article_id, C.published_at, C.title, C.body]
+    stored = read_dataset(data, ARTICLES, columns, where=_among(sorted(missing))).sort(C.article_id)
+    return sign_articles(stored)
 
 
 def match_exact(data: DataDirLike, rows: RunRows, replaced_files: list[str], full_refresh: bool) -> ExactMatch:

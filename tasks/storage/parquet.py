@@ -92,8 +92,11 @@ def write_parquet_atomic(spec: DatasetSpec, frame: pl.DataFrame, data_dir: DataD
     open_data_dir(data_dir).write_atomic(rel, write, "parquet-written")
 
 
-def read_dataset(data_dir: DataDirLike, spec: DatasetSpec, columns: list[str] | None = None) -> pl.DataFrame:
-    """Read a whole dataset (with partition columns) — an empty frame if it does not exist yet."""
+def read_dataset(
+    data_dir: DataDirLike, spec: DatasetSpec, columns: list[str] | None = None, where: ds.Expression | None = None
+) -> pl.DataFrame:
+    """Read a whole dataset (with partition columns) — an empty frame if it does not exist yet.
+    `where`: only the rows it keeps, filtered while scanning (the rest is never held)."""
     store = open_data_dir(data_dir)
     schema = spec.full_schema
     if columns is not None:
@@ -109,7 +112,7 @@ def read_dataset(data_dir: DataDirLike, spec: DatasetSpec, columns: list[str] | 
         partition_base_dir=store.full(spec.name),
         filesystem=store.filesystem(),
     )
-    table = dataset.to_table(columns=columns)
+    table = dataset.to_table(columns=columns, filter=where)
     return pl.from_arrow(table)  # type: ignore[return-value]
 
 
