@@ -12,7 +12,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +30,7 @@ from flows import defaults as d
 from flows.artifacts import RunProgress, batch_progress, publish_artifacts
 from flows.report import load_drawing_in_background, publish_report
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
-from tasks.errors import DataDirBusy, RunError, StorageFailed, storage_failed
+from tasks.errors import RunError, StorageFailed, storage_failed
 from tasks.pipeline.batch import BatchResult, KnownFile
 from tasks.pipeline.planning import WorkPlan, check_seeds_dir, plan_work, relative_to_seeds, select_files, validate_glob
 from tasks.pipeline.run import finish_run, known_files, known_for
@@ -185,18 +185,13 @@ def mark_quarantined(n: int) -> None:
 @contextmanager
 def exclusive(data: DataDirLike, wait_seconds: float) -> Iterator[None]:
     """Hold the data folder's lock; say in the run's log when waiting for another run."""
-    with ExitStack() as stack:
-        try:
-            stack.enter_context(data_dir_lock(data, wait_seconds=0))
-        except DataDirBusy:
-            if not wait_seconds:
-                raise
-            get_run_logger().warning(
-                "another run is writing to %s; waiting up to %.0f s for it to finish",
-                open_data_dir(data).uri,
-                wait_seconds,
-            )
-            stack.enter_context(data_dir_lock(data, wait_seconds=wait_seconds))
+
+    def say_waiting() -> None:
+        get_run_logger().warning(
+            "another run is writing to %s; waiting up to %.0f s for it to finish", open_data_dir(data).uri, wait_seconds
+        )
+
+    with data_dir_lock(data, wait_seconds, on_wait=say_waiting):
         yield
 
 

@@ -21,8 +21,6 @@ of Prefect: Prefect reads its settings once, at import, so the address is decide
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import os
 import signal
@@ -39,6 +37,7 @@ from pathlib import Path
 import typer
 
 from flows.settings import configure_prefect_environment, project_home, report_port
+from tasks.process.flock import flock_within
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = int(os.environ.get("NEWSFLOW_SERVER_PORT", "4200"))  # make serve's PORT
@@ -210,16 +209,9 @@ def _outdated(found: ServerInfo) -> bool:
 def _locked(path: Path, timeout: float):
     """An exclusive flock on `path` (released when the process dies, so never stale)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    deadline = time.monotonic() + timeout
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
-                    raise TimeoutError(f"another newsflow is starting the Prefect server (lock {path})") from exc
-                time.sleep(POLL_S)
+        if not flock_within(fd, timeout, poll_seconds=POLL_S):
+            raise TimeoutError(f"another newsflow is starting the Prefect server (lock {path})")
         yield
     finally:
         os.close(fd)  # closes the lock too

@@ -13,11 +13,9 @@ Records and pages beyond a bound are deleted, oldest run first.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
@@ -29,6 +27,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from tasks.pipeline.summary import RunSummary
+from tasks.process.flock import flock_within
 from tasks.storage.stores import REPORTS_DIR, LocalDir, open_data_dir
 
 RUNS_DIR = f"{REPORTS_DIR}/runs"
@@ -232,17 +231,8 @@ def writing(data_dir: Any, wait_seconds: float = WRITERS_WAIT_SECONDS) -> Iterat
     folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        deadline = time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise TimeoutError(
-                        f"another report has been writing to {folder} for {wait_seconds:.0f} s"
-                    ) from None
-                time.sleep(0.1)
+        if not flock_within(fd, wait_seconds):
+            raise TimeoutError(f"another report has been writing to {folder} for {wait_seconds:.0f} s")
         yield
     finally:
         os.close(fd)  # and the lock with it

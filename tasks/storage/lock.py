@@ -13,15 +13,14 @@ hosts need an external lock.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from tasks.errors import DataDirBusy
 from tasks.process.faults import fault_point
+from tasks.process.flock import flock_within
 from tasks.storage.location import cache_dir, uri_key
 from tasks.storage.stores import DataDirLike, LocalDir, open_data_dir
 
@@ -62,27 +61,27 @@ def _holder(fd: int, is_folder: bool) -> str:
 
 
 @contextmanager
-def data_dir_lock(data_dir: DataDirLike, wait_seconds: float = 0.0) -> Iterator[None]:
+def data_dir_lock(
+    data_dir: DataDirLike, wait_seconds: float = 0.0, on_wait: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """Hold the data dir's lock, waiting up to `wait_seconds` for another run to release it
+    (`on_wait` is called once when that wait begins); DataDirBusy if it is still held then."""
     store = open_data_dir(data_dir)
     is_folder = isinstance(store, LocalDir)
     fd = _open(lock_path(store), is_folder)
-    deadline = time.monotonic() + wait_seconds
-    busy_seen = locked = False
+    locked = False
+
+    def busy() -> None:
+        fault_point("lock-busy")
+        if on_wait is not None and wait_seconds > 0:
+            on_wait()
+
     try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if not busy_seen:
-                    busy_seen = True
-                    fault_point("lock-busy")
-                if time.monotonic() >= deadline:
-                    raise DataDirBusy(
-                        f"another newsflow run (pid {_holder(fd, is_folder)}) is writing to {store.uri}; "
-                        f"waited {wait_seconds:.0f}s — this run did nothing, try again when it has finished"
-                    ) from None
-                time.sleep(0.2)
+        if not flock_within(fd, wait_seconds, poll_seconds=0.2, on_busy=busy):
+            raise DataDirBusy(
+                f"another newsflow run (pid {_holder(fd, is_folder)}) is writing to {store.uri}; "
+                f"waited {wait_seconds:.0f}s — this run did nothing, try again when it has finished"
+            )
         if not is_folder:
             os.ftruncate(fd, 0)
             os.pwrite(fd, str(os.getpid()).encode(), 0)
