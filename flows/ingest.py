@@ -31,12 +31,12 @@ from flows.artifacts import RunProgress, batch_progress, publish_artifacts
 from flows.report import load_drawing_in_background, publish_report
 from flows.runners import dask_task_runner, require_real_server_for_dask, run_batch_tasks, run_batches
 from tasks.errors import RunError, StorageFailed, storage_failed
-from tasks.pipeline.batch import BatchResult, KnownFile
+from tasks.pipeline.batch import BatchResult, KnownFile, count_outcomes
 from tasks.pipeline.planning import WorkPlan, check_seeds_dir, plan_work, relative_to_seeds, select_files, validate_glob
 from tasks.pipeline.run import finish_run, known_files, known_for
 from tasks.pipeline.summary import RunSummary, batch_timeline
 from tasks.report import history
-from tasks.schema import STATUS_PROCESSED, STATUS_QUARANTINED
+from tasks.schema import STATUS_QUARANTINED
 from tasks.storage.commit import discard_run, recover
 from tasks.storage.location import check_data_dir
 from tasks.storage.lock import data_dir_lock
@@ -311,18 +311,16 @@ def process_batch_group(
         return _failed_on_disk(exc, spill_root)
     outcomes = [o for r in results for o in r.outcomes]
     logger = get_run_logger()
-    processed = sum(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes)
-    unchanged = sum(o.status == STATUS_PROCESSED and o.unchanged for o in outcomes)
-    quarantined = [o for o in outcomes if o.status == STATUS_QUARANTINED]
+    files = count_outcomes(outcomes)
     logger.info(
         "%d batches, %d files: %d processed, %d unchanged, %d quarantined",
         len(batches),
         len(outcomes),
-        processed,
-        unchanged,
-        len(quarantined),
+        files.processed,
+        files.unchanged,
+        files.quarantined,
     )
-    for o in quarantined:
+    for o in (o for o in outcomes if o.status == STATUS_QUARANTINED):
         logger.warning(
             "quarantined%s: %s: %s", " (unchanged since an earlier run)" if o.unchanged else "", o.source_file, o.reason
         )

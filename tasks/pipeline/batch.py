@@ -59,6 +59,23 @@ class FileOutcome:
 
 
 @dataclass(frozen=True)
+class OutcomeCounts:
+    """Files by what became of them. A file quarantined by an earlier run and unchanged since
+    counts as quarantined (and in `quarantined_before`), never as unchanged."""
+
+    processed: int  # read and ingested by this run
+    unchanged: int  # ingested before, the same bytes now: skipped
+    quarantined: int
+    quarantined_before: int
+
+
+def count_outcomes(outcomes: list[FileOutcome]) -> OutcomeCounts:
+    ingested = [o.unchanged for o in outcomes if o.status == STATUS_PROCESSED]
+    quarantined = [o.unchanged for o in outcomes if o.status == STATUS_QUARANTINED]
+    return OutcomeCounts(ingested.count(False), ingested.count(True), len(quarantined), quarantined.count(True))
+
+
+@dataclass(frozen=True)
 class Spill:
     """Where a batch writes its rows: the run's spill root and the batch's number."""
 

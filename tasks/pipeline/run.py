@@ -24,7 +24,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from tasks.pipeline.batch import BatchResult, FileOutcome, KnownFile
+from tasks.pipeline.batch import BatchResult, FileOutcome, KnownFile, count_outcomes
 from tasks.pipeline.summary import RunSummary
 from tasks.process.faults import fault_point
 from tasks.process.memory import return_freed_memory
@@ -37,10 +37,10 @@ from tasks.schema import (
     OCCURRENCES,
     SEGMENTS,
     SPANS,
-    STATUS_PROCESSED,
     STATUS_QUARANTINED,
     C,
     DatasetSpec,
+    empty_frame,
 )
 from tasks.steps.dedupe import find_near_duplicates, one_per_article
 from tasks.steps.identity import normalize_text
@@ -187,7 +187,7 @@ def resign_missing(data: DataDirLike, index: pl.DataFrame, article_ids: set[str]
     folder): near-duplicate search must see every article ever ingested."""
     missing = article_ids - set(index.get_column(C.article_id).to_list())
     if not missing:
-        return pl.from_arrow(MINHASH_INDEX.schema.empty_table())  # type: ignore[return-value]
+        return empty_frame(MINHASH_INDEX.schema)
     columns = [C.article_id, C.published_at, C.title, C.body]
     stored = read_dataset(data, ARTICLES, columns, where=_among(sorted(missing))).sort(C.article_id)
     return sign_articles(stored)
@@ -198,7 +198,7 @@ def match_exact(data: DataDirLike, rows: RunRows, replaced_files: list[str], ful
     if full_refresh:
         kept_ids: set[str] = set()
         existing_ids: set[str] = set()
-        old_index = pl.from_arrow(MINHASH_INDEX.schema.empty_table())
+        old_index = empty_frame(MINHASH_INDEX.schema)
     else:
         occ = read_dataset(data, OCCURRENCES, [C.article_id, C.source_file])
         kept_ids = set(occ.filter(~pl.col(C.source_file).is_in(replaced_files)).get_column(C.article_id).to_list())
@@ -366,13 +366,14 @@ def finish_run(
         if links_before is not None
         else duplicates
     )
+    files = count_outcomes(outcomes)
     return RunSummary(
         run_id=run_id,
         files_seen=len(outcomes),
-        files_processed=sum(o.status == STATUS_PROCESSED and not o.unchanged for o in outcomes),
-        files_quarantined=sum(o.status == STATUS_QUARANTINED for o in outcomes),
-        files_quarantined_before=sum(o.status == STATUS_QUARANTINED and o.unchanged for o in outcomes),
-        files_unchanged=sum(o.status == STATUS_PROCESSED and o.unchanged for o in outcomes),
+        files_processed=files.processed,
+        files_quarantined=files.quarantined,
+        files_quarantined_before=files.quarantined_before,
+        files_unchanged=files.unchanged,
         occurrences=rows.n_occurrences,
         articles_in_run=rows.winners.height,
         articles_new=exact.n_new_articles,
