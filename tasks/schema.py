@@ -6,8 +6,12 @@ everything else refers to them through `C` (and the dataset specs below).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
+
+if TYPE_CHECKING:  # polars is imported on use: the segmenter (so this module) runs in the datatrove venv
+    import polars as pl
 
 TIMEZONE = "Asia/Shanghai"
 UNKNOWN_PARTITION = "unknown"  # year/month partition value for articles without a date
@@ -90,6 +94,21 @@ METHOD_MINHASH = "minhash_jaccard"
 _str_list = pa.list_(pa.string())
 _ts_local = pa.timestamp("us", tz=TIMEZONE)
 _ts_utc = pa.timestamp("us", tz="UTC")
+
+
+def empty_frame(schema: pa.Schema) -> pl.DataFrame:
+    """A frame with no rows and exactly these columns and types."""
+    import polars as pl
+
+    return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
+
+
+def conform(frame: pl.DataFrame, schema: pa.Schema) -> pl.DataFrame:
+    """`frame` with exactly the contract's columns and types (an Arrow cast: a column missing
+    or of a type that does not convert raises)."""
+    import polars as pl
+
+    return pl.from_arrow(frame.to_arrow().cast(schema))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import polars as pl
 
-from tasks.schema import DUPLICATES, KIND_MAIN, METHOD_MINHASH, SIGNATURE_LENGTH, C
+from tasks.schema import DUPLICATES, KIND_MAIN, METHOD_MINHASH, SIGNATURE_LENGTH, C, empty_frame
 from tasks.steps.minhash import NO_WORDS, fmix64, jaccard_hashed, shingle_sets
 
 OTHER_ID = "other_id"  # second id column of lsh_candidate_pairs (internal, not persisted)
@@ -158,7 +158,7 @@ def _clusters_around_canonicals(edges: Iterable[tuple[str, str]], canonical_orde
     return {m: c for m, c in canonical_of.items() if m != c}
 
 
-_DUP_SCHEMA = pl.from_arrow(DUPLICATES.schema.empty_table()).schema
+_DUP_SCHEMA = empty_frame(DUPLICATES.schema).schema
 
 
 VERIFY_CHUNK = 16_384  # candidate texts loaded at once (~50 MB of text)

@@ -20,7 +20,7 @@ from functools import lru_cache
 
 import polars as pl
 
-from tasks.schema import ARTICLES, SPANS, TIMEZONE, C
+from tasks.schema import ARTICLES, SPANS, TIMEZONE, C, conform, empty_frame
 from tasks.steps.entities import blanks_as_spaces, organizations_expr, people_expr, places_expr, scan
 from tasks.steps.gloss import gloss_source, gloss_span
 from tasks.steps.keywords import keywords_frame, word_count_expr
@@ -87,7 +87,7 @@ def span_pinyin(span_text: str) -> str:
 
 # ---------------------------------------------------------------- the step
 
-_ARTICLES_SCHEMA = pl.from_arrow(ARTICLES.schema.empty_table()).schema
+_ARTICLES_SCHEMA = empty_frame(ARTICLES.schema).schema
 KEYWORDS_PER_ARTICLE = 10
 
 
@@ -131,7 +131,7 @@ def enrich_articles(articles: pl.DataFrame) -> pl.DataFrame:
     out = out.with_columns(pl.col(c).fill_null(pl.lit([], dtype=pl.List(pl.String))) for c in lists).select(
         list(_ARTICLES_SCHEMA)
     )
-    return pl.from_arrow(out.to_arrow().cast(ARTICLES.schema))  # type: ignore[return-value]
+    return conform(out, ARTICLES.schema)
 
 
 def enrich_spans(spans: pl.DataFrame) -> pl.DataFrame:
@@ -150,4 +150,4 @@ def enrich_spans(spans: pl.DataFrame) -> pl.DataFrame:
     )
     out = spans.join(enriched, on=[C.text, C.lang], how="left", maintain_order="left", nulls_equal=True)
     out = out.select([f.name for f in SPANS.schema])
-    return pl.from_arrow(out.to_arrow().cast(SPANS.schema))  # type: ignore[return-value]
+    return conform(out, SPANS.schema)

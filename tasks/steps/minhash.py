@@ -19,14 +19,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
-from tasks.schema import MINHASH_INDEX, SIGNATURE_LENGTH, TIMEZONE, C
+from tasks.schema import MINHASH_INDEX, SIGNATURE_LENGTH, TIMEZONE, C, conform, empty_frame
 from tasks.steps.identity import normalize_text
 
 SHINGLE_K = 5
 _U64 = np.uint64
 _MASK64 = (1 << 64) - 1
 NO_WORDS = (1 << 32) - 1  # signature values are 32-bit (see minhash_signatures); all ones = a text without words
-_INDEX_SCHEMA = pl.from_arrow(MINHASH_INDEX.schema.empty_table()).schema
+_INDEX_SCHEMA = empty_frame(MINHASH_INDEX.schema).schema
 
 _WORD = re.compile(r"\w+")
 _WORD_PL = r"[\p{L}\p{N}_]+"  # polars (Rust regex) spelling of Python's \w, see _word_hashes
@@ -71,7 +71,7 @@ def sign_articles(articles: pl.DataFrame) -> pl.DataFrame:
         articles.get_column(C.published_at).to_list(),
         _signature_words_texts(articles),
     )
-    return pl.from_arrow(signed.to_arrow().cast(MINHASH_INDEX.schema))  # type: ignore[return-value]
+    return conform(signed, MINHASH_INDEX.schema)
 
 
 # ---------------------------------------------------------------------------- shingles

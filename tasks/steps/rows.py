@@ -25,6 +25,8 @@ from tasks.schema import (
     SPAN_ENRICHMENT_COLUMNS,
     SPANS,
     C,
+    conform,
+    empty_frame,
 )
 from tasks.steps.identity import article_id, span_id
 from tasks.steps.langtag import PageTags, ParagraphTags
@@ -73,8 +75,8 @@ class Columns:
 
     def frame(self) -> pl.DataFrame:
         if not self.data:
-            return pl.from_arrow(self.schema.empty_table())  # type: ignore[return-value]
-        return pl.from_arrow(pl.DataFrame({n: self.data[n] for n in self.names}).to_arrow().cast(self.schema))  # type: ignore[return-value]
+            return empty_frame(self.schema)
+        return conform(pl.DataFrame({n: self.data[n] for n in self.names}), self.schema)
 
 
 @dataclass(frozen=True)

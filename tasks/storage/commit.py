@@ -29,7 +29,7 @@ import polars as pl
 import pyarrow as pa
 
 from tasks.process.faults import fault_point
-from tasks.schema import FILES, DatasetSpec
+from tasks.schema import FILES, DatasetSpec, empty_frame
 from tasks.storage.parquet import (
     PART_FILE,
     count_rows,
@@ -208,9 +208,7 @@ def _keep_one_partition_file(
     final = (existing_parts - {rel.rsplit("/", 1)[0] for rel in plan.deletes}) | written
     if not final:
         rel_file = f"{empty_dir}/{PART_FILE}"
-        write_parquet_atomic(
-            spec, pl.from_arrow(spec.schema.empty_table()), data_dir, f"{_staging_rel(run_id)}/{rel_file}"
-        )  # type: ignore[arg-type]
+        write_parquet_atomic(spec, empty_frame(spec.schema), data_dir, f"{_staging_rel(run_id)}/{rel_file}")  # type: ignore[arg-type]
         plan.writes.append(rel_file)
     elif (
         empty_dir in final

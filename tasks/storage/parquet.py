@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from tasks.schema import COMPRESSION, COMPRESSION_LEVEL, UNKNOWN_PARTITION, C, DatasetSpec
+from tasks.schema import COMPRESSION, COMPRESSION_LEVEL, UNKNOWN_PARTITION, C, DatasetSpec, empty_frame
 from tasks.storage.stores import DataDirLike, open_data_dir
 
 PART_FILE = "part-0.parquet"
@@ -103,7 +103,7 @@ def read_dataset(
         schema = pa.schema([schema.field(c) for c in columns])
     files = store.list_files(spec.name, PART_FILE)
     if not files:
-        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
+        return empty_frame(schema)
     dataset = ds.dataset(
         [store.full(f) for f in files],
         schema=spec.full_schema,

@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from tasks.schema import C, DatasetSpec
+from tasks.schema import C, DatasetSpec, empty_frame
 from tasks.storage.parquet import partition_dir, with_partition_columns
 from tasks.storage.stores import DataDirLike, open_data_dir
 
@@ -151,7 +151,7 @@ class SpilledRows:
         """Every spilled row of the dataset (with `keep`)."""
         files = spill_files(self.root, self.spec.name)
         if not files:  # nothing spilled: empty, with the internal columns a `keep` may join on
-            schema = dict(pl.from_arrow(self.spec.file_schema.empty_table()).schema)
+            schema = dict(empty_frame(self.spec.file_schema).schema)
             return pl.LazyFrame(schema={**schema, C.batch: pl.Int64, C.row: pl.UInt32})
         frame = pl.scan_ipc(files, hive_partitioning=False, glob=False)
         return self.keep(frame) if self.keep is not None else frame
@@ -194,5 +194,5 @@ class SpilledRows:
                 narrow()
                 held = 0
         narrow()
-        empty = pl.from_arrow(self.spec.file_schema.empty_table())
+        empty = empty_frame(self.spec.file_schema)
         return {rel_dir: pl.concat(frames) if frames else empty for rel_dir, frames in done.items()}  # type: ignore[misc]
