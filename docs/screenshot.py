@@ -13,6 +13,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.cdp import OFFLINE_FLAGS  # noqa: E402 -- the browser tests' offline flags
 
 
 def screenshot(url: str, out: str, width: int = 1500, height: int = 1300, budget_ms: int = 60000) -> None:
@@ -23,17 +27,9 @@ def screenshot(url: str, out: str, width: int = 1500, height: int = 1300, budget
         subprocess.run(
             [
                 browser,
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
+                *OFFLINE_FLAGS,
                 f"--user-data-dir={profile}",
                 f"--window-size={width},{height}",
-                "--hide-scrollbars",
                 "--run-all-compositor-stages-before-draw",
                 f"--virtual-time-budget={budget_ms}",
                 f"--screenshot={out}",

@@ -23,8 +23,9 @@ from typing import Any
 
 from websockets.sync.client import connect
 
-# Off the network and quiet: no first-run pages, updates, sync or background requests.
-FLAGS = [
+# Off the network and quiet: no first-run pages, updates, sync or background requests
+# (docs/screenshot.py launches Chromium with these too).
+OFFLINE_FLAGS = [
     "--headless=new",
     "--no-sandbox",
     "--disable-gpu",
@@ -34,9 +35,8 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-    "--remote-debugging-port=0",
-    "--remote-allow-origins=*",
 ]
+FLAGS = [*OFFLINE_FLAGS, "--remote-debugging-port=0", "--remote-allow-origins=*"]
 
 
 class CDPError(RuntimeError):
