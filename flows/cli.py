@@ -238,8 +238,13 @@ def report(
     serve: bool = typer.Option(
         False, "--serve/--no-serve", help="Then serve DATA/_reports over http on 127.0.0.1 until Ctrl-C."
     ),
-    port: int = typer.Option(
-        0, "--port", min=0, max=65535, help=f"Port for --serve (default {d.REPORT_PORT} or NEWSFLOW_REPORT_PORT)."
+    port: int | None = typer.Option(
+        None,
+        "--port",
+        min=1,
+        max=65535,
+        show_default=False,
+        help=f"Port for --serve  [default: NEWSFLOW_REPORT_PORT, else {d.REPORT_PORT}]",
     ),
 ) -> None:
     """Build the data-quality report of DATA as it stands (and its last recorded run): one

@@ -161,7 +161,12 @@ logging.getLogger("prefect.flow_runs").addFilter(_RefusedOnce())
 
 def finished(summary: RunSummary) -> State:
     """The run's final state: Completed, its message (and the run's name and tags, which the
-    UI's list of runs shows) saying how many files were quarantined."""
+    UI's list of runs shows) saying how many files were quarantined, or that no file matched
+    the run's selection (a glob that matches nothing is no error, but should not pass unseen)."""
+    if not summary.files_seen:
+        return Completed(
+            message="no file matched the selection (glob, since, files): nothing ingested", data=summary.as_dict()
+        )
     if not summary.files_quarantined:
         return Completed(data=summary.as_dict())
     first, reason = next(iter(summary.quarantined.items()))

@@ -39,7 +39,7 @@ from tasks.storage.parquet import (
     with_partition_columns,
     write_parquet_atomic,
 )
-from tasks.storage.stores import STAGING_DIR, DataDirLike, open_data_dir
+from tasks.storage.stores import STAGING_DIR, ArrowDir, DataDirLike, LocalDir, open_data_dir
 
 COMMIT_FILE = "COMMIT.json"
 # Staging: partitions encoded at once, and the bytes of rows being encoded past which the
@@ -263,8 +263,14 @@ def _apply(data_dir: DataDirLike, root: str) -> None:
             touched.add(rel.rsplit("/", 1)[0])
     store.sync_dirs(touched)
     fault_point("apply-cleanup")
-    store.rmtree(root)
+    _remove_staging(store, root)
     store.clear_spill(root.rsplit("/", 1)[-1])
+
+
+def _remove_staging(store: LocalDir | ArrowDir, root: str) -> None:
+    """A run's staging folder, then `_staging/` itself once no run has one there."""
+    store.rmtree(root)
+    store.remove_dir_if_empty(STAGING_DIR)
 
 
 def discard_run(data_dir: DataDirLike, run_id: str) -> None:
@@ -273,7 +279,7 @@ def discard_run(data_dir: DataDirLike, run_id: str) -> None:
     store = open_data_dir(data_dir)
     try:
         if store.has_dir(_staging_rel(run_id)):
-            store.rmtree(_staging_rel(run_id))
+            _remove_staging(store, _staging_rel(run_id))
         store.clear_spill(run_id)
     except OSError:
         pass
@@ -291,7 +297,7 @@ def recover(data_dir: DataDirLike) -> list[str]:
             _apply(store, root)
             done.append(f"rolled forward committed run {run_id}")
         else:
-            store.rmtree(root)
+            _remove_staging(store, root)
             done.append(f"discarded interrupted run {run_id}")
     done += [f"removed temporary file {rel}" for rel in store.remove_temp_files()]
     return done

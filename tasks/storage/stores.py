@@ -19,6 +19,7 @@ local, under a local scratch folder when it is remote (see `cache_dir`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -127,6 +128,10 @@ class LocalDir:
     def rmtree(self, rel: str) -> None:
         shutil.rmtree(self.root / rel)
 
+    def remove_dir_if_empty(self, rel: str) -> None:
+        with contextlib.suppress(OSError):  # not empty, or gone
+            (self.root / rel).rmdir()
+
     def remove_temp_files(self) -> list[str]:
         done = []
         reports = self.root / REPORTS_DIR
@@ -225,6 +230,9 @@ class ArrowDir:
 
     def remove_temp_files(self) -> list[str]:
         return []  # nothing is ever written under a temp name
+
+    def remove_dir_if_empty(self, rel: str) -> None:
+        """Nothing to do: an object store has no empty folders."""
 
     def _scratch(self) -> Path:
         return cache_dir() / "spill" / uri_key(self.uri)

@@ -156,6 +156,12 @@ def test_a_bad_parameter_fails_the_run_in_one_line_and_touches_nothing(tmp_path:
     assert not data.exists()
 
 
+def test_a_selection_that_matches_no_file_completes_and_says_so(tmp_path: Path, seeds_copy: Path) -> None:
+    state = ingest(seeds_dir=str(seeds_copy), data_dir=str(tmp_path / "data"), glob="2024-*/*.txt", return_state=True)
+    assert state.is_completed() and state.result()["files_seen"] == 0
+    assert state.message == "no file matched the selection (glob, since, files): nothing ingested"
+
+
 def test_a_file_quarantined_earlier_and_unchanged_is_reported_quarantined_and_a_fixed_one_is_picked_up(
     tmp_path: Path, seeds_copy: Path
 ) -> None:

@@ -80,6 +80,7 @@ def test_update_rewrites_only_touched_partitions_and_deletes_rows(tmp_path: Path
         }
     )
     commit(tmp_path, stage_update(tmp_path, "r1", OCCURRENCES, occ))
+    assert not (tmp_path / "_staging").exists()  # a committed run leaves no staging folder
     b_part = tmp_path / f"occurrences/source_bucket={source_bucket('b.txt')}/part-0.parquet"
     before = b_part.stat().st_mtime_ns
     replaced = occ.filter(pl.col(C.source_file) == "a.txt").head(1).with_columns(pl.lit("3").alias(C.source_sha256))
@@ -105,7 +106,7 @@ def test_an_interrupted_run_is_rolled_back_and_a_committed_one_forward(tmp_path:
     done = recover(tmp_path)
     assert done == ["rolled forward committed run committed", "discarded interrupted run crashed"]
     assert read_dataset(tmp_path, ARTICLES).get_column(C.article_id).to_list() == ["a", "c"]
-    assert not (tmp_path / "_staging").exists() or not any((tmp_path / "_staging").iterdir())
+    assert not (tmp_path / "_staging").exists()  # nor the folder itself, once no run is staged there
 
 
 def test_same_rows_give_the_same_bytes(tmp_path: Path) -> None:
